@@ -1,0 +1,108 @@
+"""The typed records that cross module boundaries.
+
+One record type flows through the whole loop: `Record`, a machine (or seed) instruction with its
+instances, its similarity to the pool, its lineage and the provenance of every teacher call that shaped
+it. Seed files are parsed into `SeedTask`; the dataset is written as `AlpacaRow`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Instance(BaseModel):
+    """One input/output example of a task. `input` is empty when the task needs none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = ""
+    output: str
+
+
+class SeedTask(BaseModel):
+    """A human-written task in the Self-Instruct schema (`seeds/175.jsonl`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    name: str
+    instruction: str = Field(min_length=1)
+    instances: list[Instance] = Field(min_length=1)
+    is_classification: bool
+
+
+class Similar(BaseModel):
+    """A pool item close to an accepted instruction, with its ROUGE-L F score."""
+
+    text: str
+    score: float
+
+
+class Provenance(BaseModel):
+    """Where one teacher response came from; kept on every record it shaped."""
+
+    stage: str  # propose | classify | instances | evolve | answer | judge ...
+    backend: str
+    model: str
+    request_key: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+
+
+class Record(BaseModel):
+    """A candidate or accepted instruction: the one record type of the pipeline."""
+
+    id: str
+    instruction: str
+    origin: str  # seed | self-instruct | alpaca | evol:<op> ...
+    round: int = 0
+    parent_ids: list[str] = Field(default_factory=list)
+    root_id: str | None = None  # the seed this item descends from (evolution lineage)
+    op: str | None = None  # the evolution operation that produced it
+    is_classification: bool | None = None
+    instances: list[Instance] = Field(default_factory=list)
+    most_similar: list[Similar] = Field(default_factory=list)
+    avg_similarity: float | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    provenance: list[Provenance] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlpacaRow(BaseModel):
+    """One row of the fine-tuning dataset (`alpaca.json`)."""
+
+    instruction: str
+    input: str = ""
+    output: str
+
+
+class Dropped(BaseModel):
+    """An item a filter removed, with the filter's name and its reason (`dropped.jsonl`)."""
+
+    filter: str
+    reason: str
+    stage: str
+    round: int = 0
+    item: dict[str, Any]
+
+
+def seed_to_record(task: SeedTask) -> Record:
+    """A seed task as a pool record (seeds are the first members of the pool)."""
+    return Record(
+        id=f"seed:{task.id}",
+        instruction=task.instruction,
+        origin="seed",
+        root_id=f"seed:{task.id}",
+        is_classification=task.is_classification,
+        instances=list(task.instances),
+    )
+
+
+def alpaca_rows(record: Record) -> list[AlpacaRow]:
+    """One Alpaca row per instance (Self-Instruct writes one row per instance too)."""
+    return [AlpacaRow(instruction=record.instruction, input=i.input, output=i.output) for i in record.instances]
