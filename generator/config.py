@@ -1,0 +1,124 @@
+"""RunConfig: the one source of truth for CLI flags, YAML run files and (later) REST bodies.
+
+Unset profile-dependent fields (`None`) are filled from the chosen profile by `resolved()`, and the
+resolved config is what `config.json` records, so a run can always be read back exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from filters.base import FilterSpec
+from generator.profiles import PROFILES, ProfileName
+from generator.teachers.base import SamplingParams
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SYNTH_INSTRUCT_CACHE", Path.home() / ".cache" / "synth-instruct"))
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # -- what to grow --------------------------------------------------------------------------------
+    seeds: Path = Field(description="seed task file (Self-Instruct JSONL, or Alpaca JSON/JSONL)")
+    target: int = Field(100, ge=1, description="stop once this many instructions with >= 1 instance are kept")
+    profile: ProfileName = Field("self-instruct", description="published parameters to reproduce")
+    seed: int = Field(42, description="seed for every random choice (prompt mixes, sampling seeds)")
+    out: Path | None = Field(None, description="output folder (default out/<run-name>)")
+    run_name: str | None = Field(None, description="name of the run (default <profile>-seed<seed>)")
+
+    # -- the teacher ---------------------------------------------------------------------------------
+    teacher: Literal["vllm", "openai"] = Field("openai", description="in-process vLLM, or an OpenAI-compatible API")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(None, description="model name (openai) or HF folder / hub id (vllm)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    api: Literal["completion", "chat"] | None = Field(None, description="endpoint kind (default: the profile's)")
+    max_in_flight: int = Field(8, ge=1, description="teacher requests in flight at once")
+    request_timeout: float = Field(120.0, gt=0, description="seconds before one request is abandoned")
+    max_retries: int = Field(5, ge=0, description="retries on timeouts, connection errors, 429 and 5xx")
+    replicas: int = Field(1, ge=1, description="vLLM engines (data parallel)")
+    tensor_parallel: int = Field(1, ge=1, description="GPUs per vLLM engine")
+    cache: bool = Field(True, description="reuse identical teacher requests from the SQLite cache")
+    cache_path: Path | None = Field(None, description="request cache file (default ~/.cache/synth-instruct)")
+    price_prompt_per_1m: float = Field(0.0, ge=0, description="price per 1M prompt tokens, for the cost estimate")
+    price_completion_per_1m: float = Field(0.0, ge=0, description="price per 1M completion tokens")
+
+    # -- the loop ------------------------------------------------------------------------------------
+    prompts_per_round: int = Field(8, ge=1, description="proposal requests per round (a round is one batch)")
+    num_workers: int = Field(2, ge=1, description="Ray worker actors making teacher calls")
+    ray_address: str | None = Field(None, description="join this Ray cluster instead of starting a local one")
+    max_rounds: int | None = Field(None, ge=1, description="stop after this many rounds even below target")
+    max_failed_rounds: int = Field(5, ge=1, description="stop when this many rounds in a row get no response")
+    evolve_rounds: int = Field(0, ge=0, description="Evol-Instruct rounds after the bootstrap")
+
+    # -- profile settings (None: take the profile's published value) -------------------------------
+    seeds_in_prompt: int | None = Field(None, ge=0)
+    machine_in_prompt: int | None = Field(None, ge=0)
+    tasks_per_request: int | None = Field(None, ge=1)
+    max_instances: int | None = Field(None, ge=1)
+    propose_params: SamplingParams | None = None
+    classify_params: SamplingParams | None = None
+    instance_params: SamplingParams | None = None
+    instruction_filters: list[FilterSpec] | None = None
+    dedup: list[FilterSpec] | None = None
+    instance_filters: list[FilterSpec] | None = None
+
+    @model_validator(mode="after")
+    def _openai_needs_endpoint(self) -> RunConfig:
+        if self.teacher == "openai" and not self.model:
+            raise ValueError("--teacher openai needs --model (and usually --base-url)")
+        return self
+
+    def resolved(self) -> RunConfig:
+        """A copy with every profile-dependent field filled in and the output folder chosen."""
+        p = PROFILES[self.profile]
+        name = self.run_name or f"{self.profile}-seed{self.seed}"
+        return self.model_copy(
+            update={
+                "run_name": name,
+                "out": self.out or Path("out") / re.sub(r"[^\w.-]+", "_", name),
+                "api": self.api or p.api,
+                "cache_path": self.cache_path or default_cache_dir() / "requests.sqlite",
+                "seeds_in_prompt": p.seeds_in_prompt if self.seeds_in_prompt is None else self.seeds_in_prompt,
+                "machine_in_prompt": p.machine_in_prompt if self.machine_in_prompt is None else self.machine_in_prompt,
+                "tasks_per_request": self.tasks_per_request or p.tasks_per_request,
+                "max_instances": self.max_instances or p.max_instances,
+                "propose_params": self.propose_params or p.propose,
+                "classify_params": self.classify_params or p.classify,
+                "instance_params": self.instance_params or p.instances,
+                "instruction_filters": p.instruction_filters if self.instruction_filters is None else self.instruction_filters,
+                "dedup": p.dedup if self.dedup is None else self.dedup,
+                "instance_filters": p.instance_filters if self.instance_filters is None else self.instance_filters,
+            }
+        )
+
+
+class ConfigError(ValueError):
+    """A run file or flag combination that does not validate; the message says what and where."""
+
+
+def load_config(path: Path | None, overrides: dict[str, object]) -> RunConfig:
+    """YAML file (optional) overlaid with explicit flags, validated by RunConfig."""
+    data: dict[str, object] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text("utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read run config: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a run config is a mapping of settings, got {type(loaded).__name__}")
+        data.update({k.replace("-", "_"): v for k, v in (loaded or {}).items()})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        lines = [f"{where}{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None

@@ -1,0 +1,99 @@
+"""Profiles: the published parameters of Self-Instruct (Wang et al. 2022) and Stanford Alpaca.
+
+A profile fills every run setting the user left unset. Values follow `shared/prior-art.md` §1-2:
+the originals' sampling, prompt mix, stop sequences and filters; the prompt wording is our own.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from filters.base import FilterSpec
+from generator.teachers.base import SamplingParams
+
+ProfileName = Literal["self-instruct", "alpaca"]
+
+SELF_INSTRUCT_BLACKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files"]
+SELF_INSTRUCT_BLACKLIST += ["map", "maps", "draw", "plot", "go to"]
+ALPACA_BLACKLIST_EXTRA = ["video", "audio", "music", "flowchart", "diagram"]
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ProfileName
+    api: Literal["completion", "chat"]  # which endpoint the proposal prompt is written for
+    seeds_in_prompt: int  # in-context instructions drawn from the seed tasks
+    machine_in_prompt: int  # in-context instructions drawn from the machine pool (0: seeds only)
+    tasks_per_request: int  # how far the numbered list may run
+    propose: SamplingParams
+    classify: SamplingParams | None  # None: no classification stage (Alpaca dropped it)
+    instances: SamplingParams | None  # None: instances come with the proposal (Alpaca)
+    max_instances: int
+    instruction_filters: list[FilterSpec]
+    dedup: list[FilterSpec]
+    instance_filters: list[FilterSpec]
+
+
+def _heuristics(blacklist: list[str]) -> list[FilterSpec]:
+    return [
+        FilterSpec(name="word_count", params={"min_words": 4, "max_words": 150}),
+        FilterSpec(name="blacklist", params={"words": blacklist}),
+        FilterSpec(name="bad_prefix", params={"prefixes": ["Write a program"]}),
+        FilterSpec(name="leading_punctuation"),
+        FilterSpec(name="non_ascii_start"),
+    ]
+
+
+def _instance_filters(max_instances: int) -> list[FilterSpec]:
+    return [
+        FilterSpec(name="instance_empty_output"),
+        FilterSpec(name="instance_input_equals_output"),
+        FilterSpec(name="instance_truncated"),
+        FilterSpec(name="instance_duplicate"),
+        FilterSpec(name="instance_conflicting_outputs"),
+        FilterSpec(name="max_instances", params={"k": max_instances}),
+    ]
+
+
+SELF_INSTRUCT = Profile(
+    name="self-instruct",
+    api="completion",
+    seeds_in_prompt=6,
+    machine_in_prompt=2,
+    tasks_per_request=15,  # the list is numbered 1..8 in the prompt; the teacher continues to at most 15
+    propose=SamplingParams(
+        temperature=0.7,
+        top_p=0.5,
+        max_tokens=1024,
+        presence_penalty=2.0,
+        stop=("\n\n", "\n16", "16.", "16 ."),
+    ),
+    classify=SamplingParams(temperature=0.0, top_p=1.0, max_tokens=3, stop=("\n", "Task")),
+    instances=SamplingParams(
+        temperature=0.0, top_p=1.0, max_tokens=350, presence_penalty=1.5, stop=("Example 6", "Task:")
+    ),
+    max_instances=5,
+    instruction_filters=_heuristics(SELF_INSTRUCT_BLACKLIST),
+    dedup=[FilterSpec(name="rouge_l", params={"threshold": 0.7, "top_k": 10})],
+    instance_filters=_instance_filters(5),
+)
+
+ALPACA = Profile(
+    name="alpaca",
+    api="completion",
+    seeds_in_prompt=3,
+    machine_in_prompt=0,  # "only sampling from the seed tasks"
+    tasks_per_request=20,
+    propose=SamplingParams(temperature=1.0, top_p=1.0, max_tokens=3072, stop=("\n20", "20.", "20 .")),
+    classify=None,
+    instances=None,
+    max_instances=1,
+    instruction_filters=_heuristics(SELF_INSTRUCT_BLACKLIST + ALPACA_BLACKLIST_EXTRA),
+    dedup=[FilterSpec(name="rouge_l", params={"threshold": 0.7, "top_k": 10})],
+    instance_filters=_instance_filters(1),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (SELF_INSTRUCT, ALPACA)}
