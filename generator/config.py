@@ -35,11 +35,17 @@ class RunConfig(BaseModel):
     run_name: str | None = Field(None, description="name of the run (default <profile>-seed<seed>)")
 
     # -- the teacher ---------------------------------------------------------------------------------
-    teacher: Literal["vllm", "openai"] = Field("openai", description="in-process vLLM, or an OpenAI-compatible API")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    teacher: Literal["vllm", "openai"] = Field(
+        "openai", description="in-process vLLM, or an OpenAI-compatible API"
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+    )
     model: str | None = Field(None, description="model name (openai) or HF folder / hub id (vllm)")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
-    api: Literal["completion", "chat"] | None = Field(None, description="endpoint kind (default: the profile's)")
+    api: Literal["completion", "chat"] | None = Field(
+        None, description="endpoint kind (default: the profile's)"
+    )
     max_in_flight: int = Field(8, ge=1, description="teacher requests in flight at once")
     request_timeout: float = Field(120.0, gt=0, description="seconds before one request is abandoned")
     max_retries: int = Field(5, ge=0, description="retries on timeouts, connection errors, 429 and 5xx")
@@ -47,7 +53,9 @@ class RunConfig(BaseModel):
     tensor_parallel: int = Field(1, ge=1, description="GPUs per vLLM engine")
     cache: bool = Field(True, description="reuse identical teacher requests from the SQLite cache")
     cache_path: Path | None = Field(None, description="request cache file (default ~/.cache/synth-instruct)")
-    price_prompt_per_1m: float = Field(0.0, ge=0, description="price per 1M prompt tokens, for the cost estimate")
+    price_prompt_per_1m: float = Field(
+        0.0, ge=0, description="price per 1M prompt tokens, for the cost estimate"
+    )
     price_completion_per_1m: float = Field(0.0, ge=0, description="price per 1M completion tokens")
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -86,16 +94,24 @@ class RunConfig(BaseModel):
                 "out": self.out or Path("out") / re.sub(r"[^\w.-]+", "_", name),
                 "api": self.api or p.api,
                 "cache_path": self.cache_path or default_cache_dir() / "requests.sqlite",
-                "seeds_in_prompt": p.seeds_in_prompt if self.seeds_in_prompt is None else self.seeds_in_prompt,
-                "machine_in_prompt": p.machine_in_prompt if self.machine_in_prompt is None else self.machine_in_prompt,
+                "seeds_in_prompt": p.seeds_in_prompt
+                if self.seeds_in_prompt is None
+                else self.seeds_in_prompt,
+                "machine_in_prompt": p.machine_in_prompt
+                if self.machine_in_prompt is None
+                else self.machine_in_prompt,
                 "tasks_per_request": self.tasks_per_request or p.tasks_per_request,
                 "max_instances": self.max_instances or p.max_instances,
                 "propose_params": self.propose_params or p.propose,
                 "classify_params": self.classify_params or p.classify,
                 "instance_params": self.instance_params or p.instances,
-                "instruction_filters": p.instruction_filters if self.instruction_filters is None else self.instruction_filters,
+                "instruction_filters": p.instruction_filters
+                if self.instruction_filters is None
+                else self.instruction_filters,
                 "dedup": p.dedup if self.dedup is None else self.dedup,
-                "instance_filters": p.instance_filters if self.instance_filters is None else self.instance_filters,
+                "instance_filters": p.instance_filters
+                if self.instance_filters is None
+                else self.instance_filters,
             }
         )
 

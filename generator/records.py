@@ -105,4 +105,6 @@ def seed_to_record(task: SeedTask) -> Record:
 
 def alpaca_rows(record: Record) -> list[AlpacaRow]:
     """One Alpaca row per instance (Self-Instruct writes one row per instance too)."""
-    return [AlpacaRow(instruction=record.instruction, input=i.input, output=i.output) for i in record.instances]
+    return [
+        AlpacaRow(instruction=record.instruction, input=i.input, output=i.output) for i in record.instances
+    ]

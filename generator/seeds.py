@@ -104,7 +104,9 @@ def load_seeds(path: str | Path) -> list[SeedTask]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         lineno = raw[: exc.start].count(b"\n") + 1
-        raise SeedFileError(f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#x} at offset {exc.start})") from None
+        raise SeedFileError(
+            f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#x} at offset {exc.start})"
+        ) from None
     rows = _rows(path, text)
     if not rows:
         raise SeedFileError(f"{path}:1: empty file: no seed tasks")

@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Generic, Protocol, TypeVar
 
-from generator.teachers.base import TeacherRequest, TeacherResponse
+from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
 
 RowT = TypeVar("RowT", contravariant=True)
 OutT = TypeVar("OutT", covariant=True)
@@ -37,3 +37,10 @@ def template(name: str) -> str:
 def collapse_ws(text: str) -> str:
     """Collapse runs of whitespace to one space and strip (how Self-Instruct normalises items)."""
     return " ".join(text.split())
+
+
+def request_for(api: str, text: str, params: SamplingParams) -> TeacherRequest:
+    """The prompt text as a completion request, or as one user message for chat-only endpoints."""
+    return (
+        TeacherRequest.completion(text, params) if api == "completion" else TeacherRequest.chat(text, params)
+    )

@@ -40,7 +40,9 @@ class RequestCache:
         for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk):
+            for key, blob in self._db.execute(
+                f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk
+            ):
                 found[key] = TeacherResponse.model_validate_json(blob)
         return found
 
@@ -70,7 +72,9 @@ class CachedTeacher:
         hits = self.cache.get_many(list(dict.fromkeys(keys)))
         misses = [i for i, k in enumerate(keys) if k not in hits]
         fresh = await self.inner.generate([requests[i] for i in misses]) if misses else []
-        self.cache.put_many([(keys[i], self.backend, self.model, r) for i, r in zip(misses, fresh, strict=True) if r.ok])
+        self.cache.put_many(
+            [(keys[i], self.backend, self.model, r) for i, r in zip(misses, fresh, strict=True) if r.ok]
+        )
         fresh_at = dict(zip(misses, fresh, strict=True))
         return [
             fresh_at[i].model_copy(update={"request_key": k})

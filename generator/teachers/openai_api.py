@@ -83,7 +83,9 @@ class OpenAITeacher:
                 error, delay = f"429 rate limited: {exc.message}", retry_after_seconds(exc)
             except openai.APIStatusError as exc:
                 if exc.status_code < 500:  # 4xx other than 429: the request itself is wrong, don't retry
-                    return failed(key, f"{exc.status_code}: {exc.message}", attempt, time.monotonic() - started)
+                    return failed(
+                        key, f"{exc.status_code}: {exc.message}", attempt, time.monotonic() - started
+                    )
                 error, delay = f"{exc.status_code} server error: {exc.message}", retry_after_seconds(exc)
             except openai.APITimeoutError:
                 error = "timed out"
@@ -94,7 +96,14 @@ class OpenAITeacher:
             if attempt > self.max_retries:
                 break
             wait = max(delay or 0.0, self._backoff(attempt))
-            log.info("teacher request %s failed (%s); retry %d/%d in %.1fs", key[:8], error, attempt, self.max_retries, wait)
+            log.info(
+                "teacher request %s failed (%s); retry %d/%d in %.1fs",
+                key[:8],
+                error,
+                attempt,
+                self.max_retries,
+                wait,
+            )
             await asyncio.sleep(wait)
         log.warning("teacher request %s gave up after %d attempts: %s", key[:8], self.max_retries + 1, error)
         return failed(key, error, self.max_retries + 1, time.monotonic() - started)
@@ -114,7 +123,7 @@ class OpenAITeacher:
         if p.seed is not None:
             common["seed"] = p.seed
         if request.kind == "chat":
-            return await self._client.chat.completions.create(messages=request.chat_messages(), **common)  # type: ignore[call-overload]
+            return await self._client.chat.completions.create(messages=request.chat_messages(), **common)  # type: ignore[call-overload,arg-type]
         return await self._client.completions.create(prompt=request.prompt or "", **common)  # type: ignore[call-overload]
 
     def _to_response(self, response: Any, key: str, attempt: int, latency: float) -> TeacherResponse:

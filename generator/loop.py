@@ -1,0 +1,306 @@
+"""The bootstrap loop, round by round. Read this file top to bottom to see how a dataset grows.
+
+One round:
+  1. the pool samples an in-context mix per proposal slot (seeded by run seed, round and slot);
+  2. workers send the proposal prompts to the teacher concurrently and parse the responses;
+  3. the driver runs the instruction filters (heuristics) on the candidates, in order;
+  4. the pool actor runs dedup (ROUGE-L) and accepts or rejects each survivor, in order;
+  5. accepted instructions are classified and get instances (Self-Instruct) or keep the instance
+     that came with them (Alpaca); instance filters prune those;
+  6. the round's records and drops are appended to the run folder, then state.json commits the round.
+
+Rounds are the unit of determinism and of resume: every request in a round is fixed by the config and
+the pool as it stood when the round began, and results are consumed in request order, whatever order
+the teacher answered in. With the request cache, a rerun or a resumed run rebuilds the same dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import ray
+from filters.instances import apply_instance_filters
+from tqdm import tqdm
+
+from filters.base import Filter, build_filters, run_filters
+from generator.config import ConfigError, RunConfig
+from generator.output import ALPACA, CONFIG, STATS, RunFolder, read_json, write_json_atomic
+from generator.pool import PoolActor
+from generator.records import Dropped, Provenance, Record, alpaca_rows, seed_to_record
+from generator.seeds import load_seeds
+from generator.stats import RunStats
+from generator.tasks.instances import ClassifyTask, InstancesTask
+from generator.tasks.propose import AlpacaPropose, ProposeRow, SelfInstructPropose
+from generator.teachers.base import TeacherResponse
+from generator.workers import TeacherFactory, WorkerActor, run_on_workers
+
+log = logging.getLogger("synth_instruct")
+
+# Settings that may change between a run and its resumption without changing the data it makes.
+OPERATIONAL = {"target", "max_rounds", "num_workers", "max_in_flight", "request_timeout", "max_retries"}
+OPERATIONAL |= {"ray_address", "cache", "cache_path", "out", "price_prompt_per_1m", "price_completion_per_1m"}
+OPERATIONAL |= {"max_failed_rounds", "api_key_env"}
+
+
+class TeacherUnavailable(RuntimeError):
+    """Every request of several rounds in a row failed: the teacher is down or misconfigured."""
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 31-bit seed from the run seed and a position (stage, round, slot)."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def provenance(stage: str, identity: tuple[str, str], r: TeacherResponse) -> Provenance:
+    return Provenance(
+        stage=stage,
+        backend=identity[0],
+        model=identity[1],
+        request_key=r.request_key,
+        finish_reason=r.finish_reason,
+        prompt_tokens=r.prompt_tokens,
+        completion_tokens=r.completion_tokens,
+        latency_s=round(r.latency_s, 4),
+        cached=r.cached,
+    )
+
+
+def check_config(folder: RunFolder, config: RunConfig) -> None:
+    """Refuse to mix two different runs in one folder; record the config of a new one."""
+    path = folder.file(CONFIG)
+    current = config.model_dump(mode="json")
+    if path.exists():
+        before = read_json(path)
+        changed = sorted(k for k in current if k not in OPERATIONAL and before.get(k) != current[k])
+        if changed:
+            raise ConfigError(
+                f"{folder.path} holds a run with different settings ({', '.join(changed)}); "
+                "use another --out, or the same settings to resume it"
+            )
+    write_json_atomic(path, current)
+
+
+def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
+    """Run (or resume) the bootstrap until `target` instructions have instances. Returns stats."""
+    cfg = config.resolved()
+    assert cfg.out is not None and cfg.propose_params is not None
+    seeds = load_seeds(cfg.seeds)  # bad seeds fail here, before any teacher call
+    folder = RunFolder(cfg.out)
+    check_config(folder, cfg)
+
+    state = folder.load_state()
+    if state is None:
+        folder.reset()
+        accepted: list[Record] = []
+        first_round, stats = 0, RunStats()
+    else:
+        accepted = folder.recover(state["round"])
+        first_round, stats = state["round"] + 1, RunStats(state["stats"])
+        log.info(
+            "resuming %s after round %d: %d instructions accepted so far",
+            folder.path,
+            state["round"],
+            len(accepted),
+        )
+
+    # -- the parts of the loop -----------------------------------------------------------------------
+    dropped: list[Dropped] = []
+    current_round = first_round
+
+    def on_drop(stage: str) -> Any:
+        def record_drop(item: Record, name: str, reason: str) -> None:
+            log.debug("dropped %s at %s by %s: %s", item.id, stage, name, reason)
+            dropped.append(
+                Dropped(filter=name, reason=reason, stage=stage, round=current_round, item=_brief(item))
+            )
+
+        return record_drop
+
+    instruction_filters = build_filters(cfg.instruction_filters or [])
+    instance_filters = build_filters(cfg.instance_filters or [])
+    for f in instruction_filters:
+        f.on_drop = on_drop("instruction")
+    for f in instance_filters:
+        f.on_drop = on_drop("instances")
+
+    if cfg.profile == "alpaca":
+        propose: Any = AlpacaPropose(cfg.propose_params, cfg.tasks_per_request or 20, cfg.api or "completion")
+    else:
+        propose = SelfInstructPropose(cfg.propose_params, cfg.api or "completion")
+    classify = ClassifyTask(cfg.classify_params, cfg.api or "completion") if cfg.classify_params else None
+    instances = (
+        InstancesTask(cfg.instance_params, cfg.max_instances or 5, cfg.api or "completion")
+        if cfg.instance_params
+        else None
+    )
+
+    pool: Any = PoolActor.remote([seed_to_record(s) for s in seeds], cfg.dedup or [])
+    ray.get(pool.restore.remote(accepted))
+    workers: list[Any] = [WorkerActor.remote(make_teacher) for _ in range(cfg.num_workers)]
+    backend, model = ray.get(workers[0].identity.remote())
+    identity = (str(backend), str(model))
+
+    kept = sum(1 for r in accepted if r.instances)
+    failed_rounds = 0
+    started = time.monotonic()
+    elapsed_before = stats.elapsed_s
+    bar = tqdm(total=cfg.target, initial=min(kept, cfg.target), unit="instr", desc="kept", dynamic_ncols=True)
+    log.info(
+        "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers",
+        cfg.run_name,
+        len(seeds),
+        cfg.target,
+        cfg.profile,
+        identity[0],
+        identity[1],
+        len(workers),
+    )
+    try:
+        while kept < cfg.target and (cfg.max_rounds is None or current_round < cfg.max_rounds):
+            dropped.clear()
+
+            # 1-2. propose: sample mixes, ask the teacher, parse candidates
+            mixes = ray.get(
+                [
+                    pool.sample.remote(
+                        derive_seed(cfg.seed, "mix", current_round, i),
+                        cfg.seeds_in_prompt or 0,
+                        cfg.machine_in_prompt or 0,
+                    )
+                    for i in range(cfg.prompts_per_round)
+                ]
+            )
+            rows = [
+                ProposeRow(
+                    round=current_round,
+                    index=i,
+                    examples=mix,
+                    seed=derive_seed(cfg.seed, "propose", current_round, i),
+                )
+                for i, mix in enumerate(mixes)
+            ]
+            results = run_on_workers(workers, propose, rows)
+            stats.teacher_call("propose", [r for r, _ in results])
+            if all(not r.ok for r, _ in results):
+                failed_rounds += 1
+                log.warning(
+                    "round %d: every proposal request failed (%d in a row)", current_round, failed_rounds
+                )
+                if failed_rounds >= cfg.max_failed_rounds:
+                    raise TeacherUnavailable(
+                        f"the teacher answered none of the last {failed_rounds} rounds; "
+                        f"last error: {results[-1][0].error}. Accepted items are saved; rerun to resume."
+                    )
+                continue  # same round again: failures are not cached, so this retries them
+            failed_rounds = 0
+            candidates = []
+            for response, parsed in results:
+                if response.ok and parsed is None:
+                    stats.stages["propose"]["unparseable"] += 1
+                for record in parsed or []:
+                    record.provenance.append(provenance("propose", identity, response))
+                    candidates.append(record)
+            stats.counts["candidates"] += len(candidates)
+
+            # 3. cheap instruction filters, here in the driver
+            survivors = run_filters(instruction_filters, candidates)
+
+            # 4. dedup in the pool actor: the single owner decides, in order
+            decisions = ray.get(pool.offer.remote(survivors))
+            new = [d.record for d in decisions if d.kept]
+            for d in decisions:
+                if not d.kept:
+                    dropped.append(
+                        Dropped(
+                            filter=d.filter or "dedup",
+                            reason=d.reason or "",
+                            stage="dedup",
+                            round=current_round,
+                            item=_brief(d.record),
+                        )
+                    )
+
+            # 5. classify, then write instances
+            if classify is not None and new:
+                results = run_on_workers(workers, classify, new)
+                stats.teacher_call("classify", [r for r, _ in results])
+                for record, (response, is_clf) in zip(new, results, strict=True):
+                    # An unreadable answer counts as "not classification": input-first still works.
+                    record.is_classification = bool(is_clf)
+                    record.provenance.append(provenance("classify", identity, response))
+                    stats.stages["classify"]["unreadable"] += response.ok and is_clf is None
+            if instances is not None and new:
+                results = run_on_workers(workers, instances, new)
+                stats.teacher_call("instances", [r for r, _ in results])
+                for record, (response, parsed) in zip(new, results, strict=True):
+                    record.instances = parsed or []
+                    record.provenance.append(provenance("instances", identity, response))
+            for record in new:
+                filtered = apply_instance_filters(record, instance_filters) if record.instances else None
+                record.instances = filtered.instances if filtered is not None else []
+
+            # 6. write the round, then commit it
+            newly_kept = sum(1 for r in new if r.instances)
+            kept += newly_kept
+            accepted.extend(new)
+            stats.counts["accepted"] += len(new)
+            stats.counts["accepted_with_instances"] += newly_kept
+            stats.counts["rounds"] += 1
+            stats.add_filter_stats(_pop_stats(instruction_filters))
+            stats.add_filter_stats(_pop_stats(instance_filters))
+            stats.add_filter_stats(ray.get(pool.pop_filter_stats.remote()))
+            stats.elapsed_s = elapsed_before + time.monotonic() - started
+            folder.append_records(new)
+            folder.append_dropped(dropped)
+            folder.commit_round({"round": current_round, "stats": stats.to_state()})
+            write_json_atomic(
+                folder.file(STATS), stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
+            )
+
+            log.info(
+                "round %d: %d candidates, %d dropped, %d accepted, %d with instances; kept %d/%d",
+                current_round,
+                len(candidates),
+                len(dropped),
+                len(new),
+                newly_kept,
+                kept,
+                cfg.target,
+            )
+            bar.update(min(kept, cfg.target) - bar.n)
+            bar.set_postfix(
+                round=current_round,
+                tok_s=f"{stats.tokens('generated') / max(stats.elapsed_s, 1e-9):.0f}",
+                cand=stats.counts["candidates"],
+            )
+            current_round += 1
+    finally:
+        bar.close()
+        ray.get([w.close.remote() for w in workers])
+        for actor in [*workers, pool]:
+            ray.kill(actor)
+
+    # -- the dataset -----------------------------------------------------------------------------------
+    final = [r for r in accepted if r.instances][: cfg.target]
+    dataset = [row.model_dump() for r in final for row in alpaca_rows(r)]
+    write_json_atomic(folder.file(ALPACA), dataset)
+    stats.counts["dataset_instructions"] = len(final)
+    stats.counts["dataset_rows"] = len(dataset)
+    summary = stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
+    write_json_atomic(folder.file(STATS), summary)
+    return summary
+
+
+def _brief(record: Record) -> dict[str, Any]:
+    """What dropped.jsonl keeps of a dropped item: enough to read why, not its full provenance."""
+    return record.model_dump(include={"id", "instruction", "origin", "round", "instances", "most_similar"})
+
+
+def _pop_stats(filters: list[Filter]) -> dict[str, dict[str, int]]:
+    out = {f.name: dict(f.stats) for f in filters}
+    for f in filters:
+        f.stats.clear()
+    return out

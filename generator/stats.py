@@ -1,0 +1,83 @@
+"""Run accounting: per-stage teacher counters, per-filter drops, tokens, time and cost.
+
+Counters are plain `Counter`s so they add up across rounds and survive a resume (saved in state.json,
+added back on restart).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from generator.teachers.base import TeacherResponse
+
+
+class RunStats:
+    def __init__(self, saved: dict[str, Any] | None = None) -> None:
+        saved = saved or {}
+        self.stages: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.filters: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.counts: Counter[str] = Counter(saved.get("counts", {}))
+        self.elapsed_s: float = float(saved.get("elapsed_s", 0.0))
+        for stage, counters in saved.get("stages", {}).items():
+            self.stages[stage].update(counters)
+        for name, counters in saved.get("filters", {}).items():
+            self.filters[name].update(counters)
+
+    def teacher_call(self, stage: str, responses: list[TeacherResponse]) -> None:
+        s = self.stages[stage]
+        for r in responses:
+            s["requests"] += 1
+            s["cache_hits"] += r.cached
+            s["failed"] += not r.ok
+            s["truncated"] += r.truncated
+            s["retries"] += max(0, r.attempts - 1)
+            s["prompt_tokens"] += r.prompt_tokens
+            s["completion_tokens"] += r.completion_tokens
+            s["generated_tokens"] += (
+                0 if r.cached else r.completion_tokens
+            )  # what the teacher really produced
+
+    def add_filter_stats(self, stats: dict[str, dict[str, int]]) -> None:
+        for name, counters in stats.items():
+            self.filters[name].update(counters)
+
+    def tokens(self, kind: str) -> int:
+        return sum(s[f"{kind}_tokens"] for s in self.stages.values())
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "elapsed_s": self.elapsed_s,
+            "stages": {k: dict(v) for k, v in self.stages.items()},
+            "filters": {k: dict(v) for k, v in self.filters.items()},
+        }
+
+    def summary(self, price_prompt_per_1m: float, price_completion_per_1m: float) -> dict[str, Any]:
+        prompt, completion, generated = (
+            self.tokens("prompt"),
+            self.tokens("completion"),
+            self.tokens("generated"),
+        )
+        requests = sum(s["requests"] for s in self.stages.values())
+        hits = sum(s["cache_hits"] for s in self.stages.values())
+        return {
+            "counts": dict(self.counts),
+            "stages": {k: dict(v) for k, v in self.stages.items()},
+            "filters": {k: dict(v) for k, v in self.filters.items()},
+            "teacher": {
+                "requests": requests,
+                "cache_hits": hits,
+                "sent": requests - hits,
+                "failed": sum(s["failed"] for s in self.stages.values()),
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "generated_tokens": generated,
+                "generated_tokens_per_s": round(generated / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+            },
+            "wall_time_s": round(self.elapsed_s, 2),
+            # The estimate prices every token, cached or not: what the dataset would cost from scratch.
+            "cost_estimate_usd": round(
+                prompt * price_prompt_per_1m / 1e6 + completion * price_completion_per_1m / 1e6, 6
+            ),
+        }

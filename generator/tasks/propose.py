@@ -1,0 +1,104 @@
+"""Proposal tasks: show the teacher a mix of tasks, read back new ones.
+
+- `SelfInstructPropose` (Wang et al. 2022): a numbered list of 8 in-context instructions ending in
+  "9."; the teacher continues the list. Truncated responses are dropped whole, as in the original.
+- `AlpacaPropose` (Taori et al. 2023): 3 seed tasks with input and output, and the teacher writes up to
+  20 more in the same `N. Instruction / N. Input / N. Output` layout, separated by `###`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from generator.records import Instance, Record
+from generator.tasks.base import collapse_ws, request_for, template
+from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
+
+
+class ProposeRow(BaseModel):
+    """One proposal request: which round and slot it is, and the in-context examples."""
+
+    round: int
+    index: int
+    examples: list[Record]
+    seed: int | None = None  # sampling seed sent with the request (reproducible servers honour it)
+
+
+def _candidate(row: ProposeRow, n: int, instruction: str, origin: str) -> Record:
+    return Record(
+        id=f"r{row.round}-p{row.index}-{n}",
+        instruction=instruction,
+        origin=origin,
+        round=row.round,
+        parent_ids=[e.id for e in row.examples],
+    )
+
+
+class SelfInstructPropose:
+    stage = "propose"
+
+    def __init__(self, params: SamplingParams, api: str = "completion") -> None:
+        self.params, self.api = params, api
+
+    def prompt(self, row: ProposeRow) -> TeacherRequest:
+        # Self-Instruct collapses whitespace and strips a trailing ":" from each in-context instruction.
+        lines = [
+            f"{i}. {collapse_ws(e.instruction).rstrip(':')}" for i, e in enumerate(row.examples, start=1)
+        ]
+        lines.append(f"{len(row.examples) + 1}.")
+        params = self.params.model_copy(update={"seed": row.seed})
+        return request_for(self.api, template("propose_self_instruct").format(tasks="\n".join(lines)), params)
+
+    def parse(self, row: ProposeRow, response: TeacherResponse) -> list[Record]:
+        if response.truncated:  # the original drops a whole response that hit max_tokens
+            return []
+        # The response continues after "9."; later items start with "\n10. ", "\n11. " ...
+        pieces = re.split(r"\n\d+\s?\. ", response.text)
+        out = []
+        for n, piece in enumerate(pieces):
+            text = collapse_ws(piece)
+            if text:
+                out.append(_candidate(row, n, text[0].upper() + text[1:], "self-instruct"))
+        return out
+
+
+class AlpacaPropose:
+    stage = "propose"
+
+    def __init__(self, params: SamplingParams, tasks_per_request: int = 20, api: str = "completion") -> None:
+        self.params, self.n, self.api = params, tasks_per_request, api
+
+    def prompt(self, row: ProposeRow) -> TeacherRequest:
+        blocks = []
+        for i, e in enumerate(row.examples, start=1):
+            first = e.instances[0] if e.instances else Instance(output="")
+            blocks.append(
+                f"###\n{i}. Instruction: {collapse_ws(e.instruction)}\n"
+                f"{i}. Input:\n{first.input.strip() or '<noinput>'}\n{i}. Output:\n{first.output.strip()}"
+            )
+        blocks.append(f"###\n{len(row.examples) + 1}. Instruction:")
+        text = template("propose_alpaca").format(n=self.n, examples="\n".join(blocks))
+        return request_for(self.api, text, self.params.model_copy(update={"seed": row.seed}))
+
+    def parse(self, row: ProposeRow, response: TeacherResponse) -> list[Record]:
+        first = len(row.examples) + 1
+        chunks = f"{first}. Instruction:{response.text}".split("###")
+        if response.truncated:  # the last chunk was cut off mid-task
+            chunks = chunks[:-1]
+        out = []
+        for offset, chunk in enumerate(chunks):
+            idx = first + offset
+            parts = re.split(rf"{idx}\.\s+(Instruction|Input|Output):", chunk)
+            if len(parts) != 7:  # not exactly Instruction, Input, Output in order: unusable
+                continue
+            instruction = collapse_ws(parts[2])
+            task_input = parts[4].strip()
+            task_input = "" if "<noinput>" in task_input.lower() else task_input
+            if not instruction:
+                continue
+            record = _candidate(row, offset, instruction, "alpaca")
+            record.instances = [Instance(input=task_input, output=parts[6].strip())]
+            out.append(record)
+        return out

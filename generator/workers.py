@@ -1,0 +1,63 @@
+"""Worker actors: they hold a teacher and run tasks (prompt -> teacher -> parse) concurrently.
+
+A worker never decides what is kept; it only turns rows into parsed results, one per row and in row
+order, so the driver can hand them to the filters and the pool deterministically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from generator.tasks.base import Task
+from generator.teachers.base import Teacher, TeacherResponse
+
+log = logging.getLogger(__name__)
+
+TeacherFactory = Callable[[], Teacher]
+
+
+class Worker:
+    def __init__(self, make_teacher: TeacherFactory) -> None:
+        self.teacher = make_teacher()
+
+    def identity(self) -> tuple[str, str]:
+        return self.teacher.backend, self.teacher.model
+
+    async def run(self, task: Task[Any, Any], rows: list[Any]) -> list[tuple[TeacherResponse, Any]]:
+        """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
+        responses = await self.teacher.generate([task.prompt(row) for row in rows])
+        out: list[tuple[TeacherResponse, Any]] = []
+        for row, response in zip(rows, responses, strict=True):
+            parsed = None
+            if response.ok:
+                try:
+                    parsed = task.parse(row, response)
+                except Exception as exc:  # a parser bug or odd text must cost one item, not the run
+                    log.warning(
+                        "%s: could not parse response %s: %s", task.stage, response.request_key[:8], exc
+                    )
+            out.append((response, parsed))
+        return out
+
+    async def close(self) -> None:
+        await self.teacher.close()
+
+
+# Teacher calls wait on the network or on engine actors, so workers need no CPU of their own.
+WorkerActor = ray.remote(num_cpus=0)(Worker)
+
+
+def run_on_workers(
+    workers: list[Any], task: Task[Any, Any], rows: list[Any]
+) -> list[tuple[TeacherResponse, Any]]:
+    """Split rows into one contiguous chunk per worker, run them concurrently, return in row order."""
+    if not rows:
+        return []
+    size = -(-len(rows) // len(workers))
+    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+    refs = [w.run.remote(task, chunk) for w, chunk in zip(workers, chunks, strict=False)]
+    return [pair for part in ray.get(refs) for pair in part]
