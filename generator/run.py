@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prompts-per-round", "prompts_per_round", type=int)
     add("--num-workers", "num_workers", type=int)
     add("--max-rounds", "max_rounds", type=int)
+    add("--max-failed-rounds", "max_failed_rounds", type=int)
     add("--evolve-rounds", "evolve_rounds", type=int)
     add("--ray-address", "ray_address")
     add("--cache-path", "cache_path", type=Path)

@@ -44,10 +44,24 @@ def small_seeds(tmp_path: Path) -> Path:
     rows = []
     topics = ["volcanoes", "tax forms", "chess openings", "sourdough", "rain gardens", "comets"]
     for i, topic in enumerate(topics):
-        rows.append({"id": f"s{i}", "name": f"explain_{i}", "instruction": f"Explain {topic} to a curious teenager.",
-                     "instances": [{"input": "", "output": f"{topic} explained."}], "is_classification": False})
-        rows.append({"id": f"c{i}", "name": f"label_{i}", "instruction": f"Is this sentence about {topic}? Answer yes or no.",
-                     "instances": [{"input": f"A sentence on {topic}.", "output": "yes"}], "is_classification": True})
+        rows.append(
+            {
+                "id": f"s{i}",
+                "name": f"explain_{i}",
+                "instruction": f"Explain {topic} to a curious teenager.",
+                "instances": [{"input": "", "output": f"{topic} explained."}],
+                "is_classification": False,
+            }
+        )
+        rows.append(
+            {
+                "id": f"c{i}",
+                "name": f"label_{i}",
+                "instruction": f"Is this sentence about {topic}? Answer yes or no.",
+                "instances": [{"input": f"A sentence on {topic}.", "output": "yes"}],
+                "is_classification": True,
+            }
+        )
     path = tmp_path / "seeds.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

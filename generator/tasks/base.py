@@ -31,7 +31,8 @@ class Task(Protocol, Generic[RowT, OutT]):
 @cache
 def template(name: str) -> str:
     """The text of `templates/<name>.txt` (packaged with the code)."""
-    return resources.files("generator.tasks").joinpath("templates", f"{name}.txt").read_text("utf-8")
+    text = resources.files("generator.tasks").joinpath("templates", f"{name}.txt").read_text("utf-8")
+    return text.rstrip("\n")  # the file's final newline is not part of the prompt
 
 
 def collapse_ws(text: str) -> str:

@@ -45,8 +45,8 @@ class InstancesTask:
     def prompt(self, row: Record) -> TeacherRequest:
         name = "instances_output_first" if row.is_classification else "instances_input_first"
         text = template(name).format(instruction=collapse_ws(row.instruction))
-        if not row.is_classification:
-            text += "\nExample 1\n"
+        # Open the first example so the teacher starts writing one right away.
+        text += "\n" if row.is_classification else "\nExample 1\n"
         return request_for(self.api, text, self.params)
 
     def parse(self, row: Record, response: TeacherResponse) -> list[Instance]:

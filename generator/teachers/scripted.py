@@ -6,6 +6,8 @@ It goes through the same interface as the real backends, so everything downstrea
 
 from __future__ import annotations
 
+import random
+import re
 from collections.abc import Callable
 
 from generator.teachers.base import TeacherRequest, TeacherResponse
@@ -16,8 +18,8 @@ Script = Callable[[TeacherRequest], "str | TeacherResponse"]
 class ScriptedTeacher:
     backend = "scripted"
 
-    def __init__(self, script: Script, model: str = "scripted") -> None:
-        self.script = script
+    def __init__(self, script: Script | None = None, model: str = "scripted") -> None:
+        self.script = script or synthetic_answer
         self.model = model
         self.calls = 0
 
@@ -37,3 +39,56 @@ class ScriptedTeacher:
 
     async def close(self) -> None:
         return None
+
+
+# -- a synthetic teacher: plausible text for each kind of prompt, from a seeded vocabulary -------------
+
+_VERBS = "Write Explain Summarize List Describe Compare Classify Suggest Rewrite Translate Outline Draft Plan"
+_VERBS += " Evaluate Identify Create Design Propose Analyze Convert Estimate Rank Critique Generate Recommend"
+_ADJS = "short detailed formal casual persuasive friendly technical simple creative concise balanced critical"
+_ADJS += " historical scientific practical humorous polite neutral surprising careful modern classic rural"
+_NOUNS = "email poem recipe story plan review summary essay letter report speech slogan riddle lesson quiz"
+_NOUNS += " budget schedule itinerary checklist headline tweet proposal argument dialogue outline definition"
+_TOPICS = "gardening taxes volcanoes chess startups nutrition jazz recycling astronomy bicycles coffee robots"
+_TOPICS += " elections sleep insurance tides bees marathons origami vaccines bridges deserts libraries trains"
+_AUDIENCES = "a child a manager a tourist a nurse a student a farmer a teacher a retiree an engineer a chef"
+
+
+def synthetic_instruction(rng: random.Random) -> str:
+    """A random but well-formed instruction; distinct draws rarely overlap by ROUGE-L > 0.7."""
+    audiences = _AUDIENCES.split(" a")
+    return (
+        f"{rng.choice(_VERBS.split())} a {rng.choice(_ADJS.split())} {rng.choice(_NOUNS.split())} about "
+        f"{rng.choice(_TOPICS.split())} and {rng.choice(_TOPICS.split())} for a{rng.choice(audiences[1:])} "
+        f"in {rng.randint(2, 99)} words"
+    )
+
+
+def synthetic_answer(request: TeacherRequest) -> str:
+    """Answer any prompt this project sends, deterministically from the prompt and its seed."""
+    text = request.text()
+    rng = random.Random(f"{text}|{request.params.seed}")
+    tail = text.rstrip()
+    if tail.endswith("Is it classification?"):
+        return rng.choice([" Yes", " No"])
+    if tail.endswith("Instruction:"):  # Alpaca: continue "N. Instruction:" blocks
+        first = int(re.findall(r"(\d+)\. Instruction:$", tail)[0])
+        blocks = []
+        for idx in range(first, first + rng.randint(3, 8)):
+            blocks.append(
+                f"{idx}. Instruction: {synthetic_instruction(rng)}\n{idx}. Input:\n<noinput>\n"
+                f"{idx}. Output:\nHere is a {rng.choice(_ADJS.split())} answer."
+            )
+        return " " + "\n###\n".join(b.split(" ", 2)[2] if i == 0 else b for i, b in enumerate(blocks))
+    if re.search(r"\n\d+\.$", tail):  # Self-Instruct: continue the numbered list
+        first = int(re.findall(r"(\d+)\.$", tail)[0])
+        items = [synthetic_instruction(rng) for _ in range(rng.randint(3, 7))]
+        return " " + "\n".join(f"{first + i}. {item}" if i else item for i, item in enumerate(items))
+    if "Class label:" in text:
+        return "Class label: Yes\nText: a sample input\nClass label: No\nText: another sample input"
+    n = rng.randint(1, 3)
+    return "".join(
+        f"{'' if i == 0 else f'Example {i + 1}'}\nInput: sample input {rng.randint(0, 10**6)}\n"
+        f"Output: sample output {rng.randint(0, 10**6)}\n"
+        for i in range(n)
+    )

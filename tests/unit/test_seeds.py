@@ -24,8 +24,10 @@ def test_reads_the_published_self_instruct_file_unchanged():
 
 
 def test_reads_alpaca_json_and_jsonl(tmp_path: Path):
-    rows = [{"instruction": "Add the numbers.", "input": "2, 3", "output": "5"},
-            {"instruction": "Name a color.", "input": "", "output": "Blue"}]
+    rows = [
+        {"instruction": "Add the numbers.", "input": "2, 3", "output": "5"},
+        {"instruction": "Name a color.", "input": "", "output": "Blue"},
+    ]
     (tmp_path / "a.json").write_text(json.dumps(rows))
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for name in ("a.json", "a.jsonl"):
@@ -35,15 +37,24 @@ def test_reads_alpaca_json_and_jsonl(tmp_path: Path):
         assert tasks[1].instances[0].output == "Blue"
 
 
-GOOD = {"id": "t1", "name": "n1", "instruction": "Do it.", "instances": [{"input": "", "output": "ok"}],
-        "is_classification": False}
+GOOD = {
+    "id": "t1",
+    "name": "n1",
+    "instruction": "Do it.",
+    "instances": [{"input": "", "output": "ok"}],
+    "is_classification": False,
+}
 
 
 @pytest.mark.parametrize(
     ("content", "line", "message"),
     [
         (json.dumps(GOOD) + "\n{not json\n", 2, "bad JSON"),
-        (json.dumps(GOOD) + "\n" + json.dumps({k: v for k, v in GOOD.items() if k != "name"}) + "\n", 2, "missing field(s) name"),
+        (
+            json.dumps(GOOD) + "\n" + json.dumps({k: v for k, v in GOOD.items() if k != "name"}) + "\n",
+            2,
+            "missing field(s) name",
+        ),
         (json.dumps({**GOOD, "is_classification": "no"}) + "\n", 1, "is_classification"),
         (json.dumps({**GOOD, "instances": "x"}) + "\n", 1, "instances"),
         (json.dumps(GOOD) + "\n\n" + json.dumps(GOOD) + "\n", 3, "duplicate id 't1' (first on line 1)"),

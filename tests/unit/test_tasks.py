@@ -33,8 +33,14 @@ def test_self_instruct_parse_splits_numbered_items_and_drops_truncated():
     row = ProposeRow(round=3, index=2, examples=EXAMPLES)
     text = " write a haiku about rain.\n10. Name three   prime numbers.\n11 . Sort the list."
     items = task.parse(row, TeacherResponse(text=text))
-    assert [i.instruction for i in items] == ["Write a haiku about rain.", "Name three prime numbers.", "Sort the list."]
-    assert items[0].id == "r3-p2-0" and items[0].round == 3 and items[0].parent_ids == [e.id for e in EXAMPLES]
+    assert [i.instruction for i in items] == [
+        "Write a haiku about rain.",
+        "Name three prime numbers.",
+        "Sort the list.",
+    ]
+    assert (
+        items[0].id == "r3-p2-0" and items[0].round == 3 and items[0].parent_ids == [e.id for e in EXAMPLES]
+    )
     assert task.parse(row, TeacherResponse(text=text, finish_reason="length")) == []
 
 
@@ -46,7 +52,10 @@ def test_chat_api_sends_the_same_text_as_a_user_message():
 
 
 def test_alpaca_prompt_and_parse():
-    seeds = [rec(i, f"Seed {i}", instances=[Instance(input="" if i else "in", output=f"out {i}")]) for i in range(3)]
+    seeds = [
+        rec(i, f"Seed {i}", instances=[Instance(input="" if i else "in", output=f"out {i}")])
+        for i in range(3)
+    ]
     task = AlpacaPropose(ALPACA.propose, tasks_per_request=20)
     request = task.prompt(ProposeRow(round=0, index=0, examples=seeds))
     assert request.prompt is not None
@@ -55,10 +64,14 @@ def test_alpaca_prompt_and_parse():
     assert "2. Input:\n<noinput>" in request.prompt
     assert request.prompt.endswith("###\n4. Instruction:")
     assert request.params.temperature == 1.0
-    text = (" Give a synonym for happy.\n4. Input:\n<noinput>\n4. Output:\nJoyful\n###\n"
-            "5. Instruction: Add the numbers.\n5. Input:\n2 and 3\n5. Output:\n5\n###\n"
-            "6. Instruction: Broken item without parts\n###\n7. Instruction: Cut")
-    items = task.parse(ProposeRow(round=1, index=0, examples=seeds), TeacherResponse(text=text, finish_reason="length"))
+    text = (
+        " Give a synonym for happy.\n4. Input:\n<noinput>\n4. Output:\nJoyful\n###\n"
+        "5. Instruction: Add the numbers.\n5. Input:\n2 and 3\n5. Output:\n5\n###\n"
+        "6. Instruction: Broken item without parts\n###\n7. Instruction: Cut"
+    )
+    items = task.parse(
+        ProposeRow(round=1, index=0, examples=seeds), TeacherResponse(text=text, finish_reason="length")
+    )
     assert [(i.instruction, i.instances[0].input, i.instances[0].output) for i in items] == [
         ("Give a synonym for happy.", "", "Joyful"),
         ("Add the numbers.", "2 and 3", "5"),
@@ -84,7 +97,9 @@ def test_instances_prompt_is_output_first_for_classification_only():
 
 
 def test_parse_input_first_and_output_first():
-    text = "Input: 2 + 2\nOutput: 4\nExample 2\nInput:\nOutput: 7\nExample 3\nInput: no output here\nTask: next"
+    text = (
+        "Input: 2 + 2\nOutput: 4\nExample 2\nInput:\nOutput: 7\nExample 3\nInput: no output here\nTask: next"
+    )
     assert parse_input_first(text) == [Instance(input="2 + 2", output="4"), Instance(input="", output="7")]
     text = "Class label: Angry\nTweet: I hate waiting!\nClass label: Calm\nTweet: Lovely day.\nTask: other"
     assert parse_output_first(text) == [
@@ -98,4 +113,12 @@ def test_instances_drop_the_last_when_truncated_and_cap_at_max():
     r = rec(0, "Add.", is_classification=False)
     text = "Input: a\nOutput: 1\nExample 2\nInput: b\nOutput: 2\nExample 3\nInput: c\nOutput: 3"
     assert [i.output for i in task.parse(r, TeacherResponse(text=text))] == ["1", "2"]
-    assert [i.output for i in task.parse(r, TeacherResponse(text="Input: a\nOutput: 1\nExample 2\nInput: b\nOutput: 2", finish_reason="length"))] == ["1"]
+    assert [
+        i.output
+        for i in task.parse(
+            r,
+            TeacherResponse(
+                text="Input: a\nOutput: 1\nExample 2\nInput: b\nOutput: 2", finish_reason="length"
+            ),
+        )
+    ] == ["1"]

@@ -1,0 +1,62 @@
+"""The loop with a scripted teacher: real Ray actors, real files, no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generator.config import ConfigError, RunConfig
+from generator.run import run
+from generator.teachers.scripted import ScriptedTeacher
+
+
+def config(seeds: Path, out: Path, **kw) -> RunConfig:
+    return RunConfig(seeds=seeds, out=out, teacher="openai", model="scripted", cache=False, **kw)
+
+
+def test_alpaca_profile_keeps_the_instance_that_came_with_the_task(
+    ray_session, small_seeds: Path, tmp_path: Path
+):
+    summary = run(config(small_seeds, tmp_path / "a", profile="alpaca", target=10), ScriptedTeacher)
+    rows = json.loads((tmp_path / "a" / "alpaca.json").read_text())
+    assert summary["counts"]["dataset_instructions"] == 10 and len(rows) == 10
+    assert all(r["output"].startswith("Here is a") for r in rows)
+    assert "classify" not in summary["stages"] and "instances" not in summary["stages"]
+
+
+def test_worker_count_does_not_change_the_dataset(ray_session, small_seeds: Path, tmp_path: Path):
+    run(config(small_seeds, tmp_path / "one", target=15, num_workers=1), ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "three", target=15, num_workers=3), ScriptedTeacher)
+    one = (tmp_path / "one" / "alpaca.json").read_text()
+    assert one == (tmp_path / "three" / "alpaca.json").read_text()
+
+
+def test_garbage_responses_are_counted_not_fatal(ray_session, small_seeds: Path, tmp_path: Path):
+    summary = run(
+        config(small_seeds, tmp_path / "g", target=1, max_rounds=2),
+        lambda: ScriptedTeacher(lambda r: "\x00<<garbage"),
+    )
+    assert summary["counts"].get("dataset_instructions", 0) == 0
+    assert summary["stages"]["propose"]["requests"] == 16
+    assert summary["filters"]["word_count"]["dropped_too_short"] > 0
+
+
+def test_out_folder_of_another_run_is_refused(ray_session, small_seeds: Path, tmp_path: Path):
+    run(config(small_seeds, tmp_path / "x", target=3), ScriptedTeacher)
+    with pytest.raises(ConfigError, match="different settings"):
+        run(config(small_seeds, tmp_path / "x", target=3, seed=7), ScriptedTeacher)
+
+
+def test_raising_the_target_extends_a_finished_run(ray_session, small_seeds: Path, tmp_path: Path):
+    run(config(small_seeds, tmp_path / "e", target=5), ScriptedTeacher)
+    before = [
+        json.loads(line)["id"] for line in (tmp_path / "e" / "instructions.jsonl").read_text().splitlines()
+    ]
+    run(config(small_seeds, tmp_path / "e", target=20), ScriptedTeacher)
+    after = [
+        json.loads(line)["id"] for line in (tmp_path / "e" / "instructions.jsonl").read_text().splitlines()
+    ]
+    assert after[: len(before)] == before and len(after) > len(before)
+    assert len(json.loads((tmp_path / "e" / "alpaca.json").read_text())) >= 20
