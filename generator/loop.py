@@ -16,7 +16,6 @@ the teacher answered in. With the request cache, a rerun or a resumed run rebuil
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -25,62 +24,21 @@ import ray
 from filters.instances import apply_instance_filters
 from tqdm import tqdm
 
-from filters.base import Filter, build_filters, run_filters
-from generator.config import ConfigError, RunConfig
-from generator.output import ALPACA, CONFIG, STATS, RunFolder, read_json, write_json_atomic
+from filters.base import build_filters, run_filters
+from generator.common import TeacherUnavailable, check_config, dataset_records, derive_seed, provenance
+from generator.common import brief as _brief
+from generator.common import pop_stats as _pop_stats
+from generator.config import RunConfig
+from generator.output import ALPACA, STATS, RunFolder, write_json_atomic
 from generator.pool import PoolActor
-from generator.records import Dropped, Provenance, Record, alpaca_rows, seed_to_record
+from generator.records import Dropped, Record, alpaca_rows, seed_to_record
 from generator.seeds import load_seeds
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask
 from generator.tasks.propose import AlpacaPropose, ProposeRow, SelfInstructPropose
-from generator.teachers.base import TeacherResponse
 from generator.workers import TeacherFactory, WorkerActor, run_on_workers
 
 log = logging.getLogger("synth_instruct")
-
-# Settings that may change between a run and its resumption without changing the data it makes.
-OPERATIONAL = {"target", "max_rounds", "num_workers", "max_in_flight", "request_timeout", "max_retries"}
-OPERATIONAL |= {"ray_address", "cache", "cache_path", "out", "price_prompt_per_1m", "price_completion_per_1m"}
-OPERATIONAL |= {"max_failed_rounds", "api_key_env"}
-
-
-class TeacherUnavailable(RuntimeError):
-    """Every request of several rounds in a row failed: the teacher is down or misconfigured."""
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 31-bit seed from the run seed and a position (stage, round, slot)."""
-    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
-
-
-def provenance(stage: str, identity: tuple[str, str], r: TeacherResponse) -> Provenance:
-    return Provenance(
-        stage=stage,
-        backend=identity[0],
-        model=identity[1],
-        request_key=r.request_key,
-        finish_reason=r.finish_reason,
-        prompt_tokens=r.prompt_tokens,
-        completion_tokens=r.completion_tokens,
-        latency_s=round(r.latency_s, 4),
-        cached=r.cached,
-    )
-
-
-def check_config(folder: RunFolder, config: RunConfig) -> None:
-    """Refuse to mix two different runs in one folder; record the config of a new one."""
-    path = folder.file(CONFIG)
-    current = config.model_dump(mode="json")
-    if path.exists():
-        before = read_json(path)
-        changed = sorted(k for k in current if k not in OPERATIONAL and before.get(k) != current[k])
-        if changed:
-            raise ConfigError(
-                f"{folder.path} holds a run with different settings ({', '.join(changed)}); "
-                "use another --out, or the same settings to resume it"
-            )
-    write_json_atomic(path, current)
 
 
 def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
@@ -284,7 +242,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             ray.kill(actor)
 
     # -- the dataset -----------------------------------------------------------------------------------
-    final = [r for r in accepted if r.instances][: cfg.target]
+    final = dataset_records(accepted, cfg.target)
     dataset = [row.model_dump() for r in final for row in alpaca_rows(r)]
     write_json_atomic(folder.file(ALPACA), dataset)
     stats.counts["dataset_instructions"] = len(final)
@@ -292,15 +250,3 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
     summary = stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
     write_json_atomic(folder.file(STATS), summary)
     return summary
-
-
-def _brief(record: Record) -> dict[str, Any]:
-    """What dropped.jsonl keeps of a dropped item: enough to read why, not its full provenance."""
-    return record.model_dump(include={"id", "instruction", "origin", "round", "instances", "most_similar"})
-
-
-def _pop_stats(filters: list[Filter]) -> dict[str, dict[str, int]]:
-    out = {f.name: dict(f.stats) for f in filters}
-    for f in filters:
-        f.stats.clear()
-    return out
