@@ -7,6 +7,8 @@ Layout of `out/<run>/`:
     alpaca.json         the dataset: a list of {instruction, input, output} (written at the end)
     stats.json          per-stage counts, per-filter drops, tokens, time, cost (every round + end)
     config.json         the resolved run config
+    evolved.jsonl, evolve_dropped.jsonl, evolve_state.json
+                        the same three for the evolution stage, when a run evolves (--evolve-rounds)
 
 A round's lines are appended and fsynced *before* state.json names that round as done. After a crash
 (even `kill -9`), resume drops any line from a round that state.json does not name as done, so no
@@ -52,6 +54,10 @@ def read_json(path: Path) -> Any:
 
 
 class RunFolder:
+    # The files a stage appends to and commits with. The evolution stage keeps its own three beside
+    # the bootstrap's (see `generator/evolution.py`), so each stage resumes without cutting the other's.
+    records_file, dropped_file, state_file = INSTRUCTIONS, DROPPED, STATE
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
@@ -69,26 +75,28 @@ class RunFolder:
             os.fsync(f.fileno())
 
     def append_records(self, records: list[Record]) -> None:
-        self.append(INSTRUCTIONS, [r.model_dump_json() for r in records])
+        self.append(self.records_file, [r.model_dump_json() for r in records])
 
     def append_dropped(self, dropped: list[Dropped]) -> None:
-        self.append(DROPPED, [d.model_dump_json() for d in dropped])
+        self.append(self.dropped_file, [d.model_dump_json() for d in dropped])
 
     # -- the commit point -----------------------------------------------------------------------------
     def commit_round(self, state: dict[str, Any]) -> None:
-        write_json_atomic(self.file(STATE), state)
+        write_json_atomic(self.file(self.state_file), state)
 
     # -- resume ---------------------------------------------------------------------------------------
     def load_state(self) -> dict[str, Any] | None:
-        path = self.file(STATE)
+        path = self.file(self.state_file)
         return read_json(path) if path.exists() else None
 
     def recover(self, last_round: int) -> list[Record]:
         """Cut both JSONL files back to the last committed round; return the accepted records."""
-        records = [Record.model_validate(row) for row in self._committed(INSTRUCTIONS, last_round)]
-        self._rewrite(INSTRUCTIONS, [r.model_dump_json() for r in records])
-        dropped = [json.dumps(row, ensure_ascii=False) for row in self._committed(DROPPED, last_round)]
-        self._rewrite(DROPPED, dropped)
+        records = [Record.model_validate(row) for row in self._committed(self.records_file, last_round)]
+        self._rewrite(self.records_file, [r.model_dump_json() for r in records])
+        dropped = [
+            json.dumps(row, ensure_ascii=False) for row in self._committed(self.dropped_file, last_round)
+        ]
+        self._rewrite(self.dropped_file, dropped)
         return records
 
     def _committed(self, name: str, last_round: int) -> list[dict[str, Any]]:
