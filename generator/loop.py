@@ -237,9 +237,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             current_round += 1
     finally:
         bar.close()
-        ray.get([w.close.remote() for w in workers])
-        for actor in [*workers, pool]:
-            ray.kill(actor)
+        _stop_actors(workers, pool)
 
     # -- the dataset -----------------------------------------------------------------------------------
     final = dataset_records(accepted, cfg.target)
@@ -250,3 +248,13 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
     summary = stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
     write_json_atomic(folder.file(STATS), summary)
     return summary
+
+
+def _stop_actors(workers: list[Any], pool: Any) -> None:
+    """Close teachers (engines release their memory), then kill the actors; never hang on the way out."""
+    try:
+        ray.get([w.close.remote() for w in workers], timeout=30)
+    except Exception as exc:  # an interrupted or crashed run still has to stop its actors
+        log.warning("closing the teachers failed: %s", exc)
+    for actor in [*workers, pool]:
+        ray.kill(actor)

@@ -88,7 +88,9 @@ def test_truncated_response_reports_length(fake_openai: FakeOpenAI):
 
 
 def test_unreachable_server_fails_cleanly():
-    t = OpenAITeacher(model="x", base_url="http://127.0.0.1:9/v1", timeout=0.5, max_retries=1, backoff_base=0.01)
+    t = OpenAITeacher(
+        model="x", base_url="http://127.0.0.1:9/v1", timeout=0.5, max_retries=1, backoff_base=0.01
+    )
     [r] = ask(t, [completion()])
     assert not r.ok and "connection" in (r.error or "")
 

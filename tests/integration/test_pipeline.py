@@ -183,3 +183,27 @@ def test_help_explains_every_flag():
     ]:
         assert flag in proc.stdout
     assert "Exit codes" in proc.stdout
+
+
+def _session_processes(sid: int) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.split()[1] == str(sid)]
+
+
+def test_ctrl_c_stops_cleanly_without_orphans(fake_openai: FakeOpenAI, small_seeds: Path, tmp_path: Path):
+    out = tmp_path / "int"
+    fake_openai.delay = 0.1
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+    args = cli(fake_openai, small_seeds, out, tmp_path / "c.sqlite", "-n", "500")
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "state.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr
+    deadline = time.monotonic() + 15
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _session_processes(proc.pid) == [], "processes left behind after Ctrl+C"
