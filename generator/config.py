@@ -15,7 +15,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from filters.base import FilterSpec
-from generator.profiles import PROFILES, ProfileName
+from generator.profiles import (
+    ANSWER_SAMPLING,
+    ELIMINATOR,
+    EVOLVE_SAMPLING,
+    JUDGE_SAMPLING,
+    PROFILES,
+    EvolveProfileName,
+    ProfileName,
+    evolve_ops,
+)
 from generator.teachers.base import SamplingParams
 
 
@@ -78,16 +87,63 @@ class RunConfig(BaseModel):
     dedup: list[FilterSpec] | None = None
     instance_filters: list[FilterSpec] | None = None
 
+    # -- evolution (Evol-Instruct, generator/evolution.py; None: the published defaults) ------------
+    bootstrap: bool = Field(
+        True, description="grow from the seeds first; false: evolve the seed file's rows as they are"
+    )
+    evolve_profile: EvolveProfileName = Field(
+        "general", description="general: WizardLM's depth and breadth ops; code: WizardCoder's ops"
+    )
+    evolve_ops: dict[str, float] | None = Field(
+        None, description="op -> weight; one op is drawn per evolution (default: the profile's, equal)"
+    )
+    evolve_api: Literal["completion", "chat"] = Field(
+        "chat", description="endpoint kind for the evolve, answer and judge prompts"
+    )
+    evolve_params: SamplingParams | None = None
+    answer_params: SamplingParams | None = None
+    judge_params: SamplingParams | None = None
+    evolve_filters: list[FilterSpec] | None = Field(
+        None, description="eliminator rules, in order (default: the paper's four and h2o's cheap ones)"
+    )
+    evolve_scores: bool = Field(
+        True, description="have the teacher score complexity and answer quality (1-6) of each evolution"
+    )
+    score_filter: FilterSpec | None = Field(
+        None, description="keep evolutions by score, e.g. quality>=4 or deita:top=0.5"
+    )
+
     @model_validator(mode="after")
     def _openai_needs_endpoint(self) -> RunConfig:
         if self.teacher == "openai" and not self.model:
             raise ValueError("--teacher openai needs --model (and usually --base-url)")
         return self
 
+    @model_validator(mode="after")
+    def _evolve_ops_known(self) -> RunConfig:
+        if self.evolve_ops is not None:
+            known = evolve_ops(self.evolve_profile)
+            unknown = sorted(set(self.evolve_ops) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"unknown evolve op(s) {', '.join(unknown)} for the {self.evolve_profile} profile; "
+                    f"known: {', '.join(known)}"
+                )
+            if any(w < 0 for w in self.evolve_ops.values()) or not any(self.evolve_ops.values()):
+                raise ValueError("evolve op weights must be >= 0 and at least one must be > 0")
+        if self.score_filter is not None and not self.evolve_scores:
+            raise ValueError("a score filter needs the scores: drop --no-evolve-scores")
+        return self
+
     def resolved(self) -> RunConfig:
         """A copy with every profile-dependent field filled in and the output folder chosen."""
         p = PROFILES[self.profile]
-        name = self.run_name or f"{self.profile}-seed{self.seed}"
+        default = (
+            f"{self.profile}-seed{self.seed}"
+            if self.bootstrap
+            else f"evolve-{self.seeds.stem}-seed{self.seed}"
+        )
+        name = self.run_name or default
         return self.model_copy(
             update={
                 "run_name": name,
@@ -112,6 +168,11 @@ class RunConfig(BaseModel):
                 "instance_filters": p.instance_filters
                 if self.instance_filters is None
                 else self.instance_filters,
+                "evolve_ops": self.evolve_ops or evolve_ops(self.evolve_profile),
+                "evolve_params": self.evolve_params or EVOLVE_SAMPLING,
+                "answer_params": self.answer_params or ANSWER_SAMPLING,
+                "judge_params": self.judge_params or JUDGE_SAMPLING,
+                "evolve_filters": ELIMINATOR if self.evolve_filters is None else self.evolve_filters,
             }
         )
 

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from filters.base import FilterSpec
+from generator.tasks.evolve import OPS
 from generator.teachers.base import SamplingParams
 
 ProfileName = Literal["self-instruct", "alpaca"]
@@ -97,3 +98,36 @@ ALPACA = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SELF_INSTRUCT, ALPACA)}
+
+
+# -- Evol-Instruct (Xu et al. 2023) and WizardCoder (Luo et al. 2023): prior-art §3 ---------------------
+
+EvolveProfileName = Literal["general", "code"]
+
+# WizardLM's openai_access.py: gpt-3.5-turbo, temperature 1, top_p 0.95, max_tokens 2048, used for both
+# the evolution and the answer call.
+EVOLVE_SAMPLING = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=2048)
+ANSWER_SAMPLING = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=2048)
+# Judges answer a word or a number; greedy so a verdict repeats.
+JUDGE_SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=16)
+
+
+def evolve_ops(profile: EvolveProfileName) -> dict[str, float]:
+    """Equal weights, as WizardLM's `random.choice` over its prompts (complicate_input added, §3.2)."""
+    return dict.fromkeys(OPS[profile], 1.0)
+
+
+# The paper's four rules, the cheap h2o rules first so that they spend no judge or answer call.
+ELIMINATOR = [
+    FilterSpec(name=name)
+    for name in (
+        "evol_unchanged",
+        "evol_prompt_leak",
+        "evol_too_many_newlines",
+        "evol_too_many_items",
+        "evol_assistant_boilerplate",
+        "evol_no_gain",
+        "evol_hard_to_answer",
+        "evol_empty_answer",
+    )
+]
