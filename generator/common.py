@@ -7,13 +7,18 @@ these, so the two stages derive seeds, stamp provenance and guard a run folder t
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
+
+import ray
 
 from filters.base import Filter
 from generator.config import ConfigError, RunConfig
 from generator.output import CONFIG, RunFolder, read_json, write_json_atomic
 from generator.records import Provenance, Record
 from generator.teachers.base import TeacherResponse
+
+log = logging.getLogger("synth_instruct")
 
 # Settings that may change between a run and its resumption without changing the data it makes.
 # `evolve_rounds` is one: raising it evolves a finished run further, like raising `target`.
@@ -76,3 +81,13 @@ def pop_stats(filters: list[Filter]) -> dict[str, dict[str, int]]:
 def dataset_records(accepted: list[Record], target: int) -> list[Record]:
     """The bootstrap's dataset: the first `target` accepted instructions that have instances."""
     return [r for r in accepted if r.instances][:target]
+
+
+def stop_actors(workers: list[Any], *others: Any) -> None:
+    """Close teachers (engines release their memory), then kill the actors; never hang on the way out."""
+    try:
+        ray.get([w.close.remote() for w in workers], timeout=30)
+    except Exception as exc:  # an interrupted or crashed run still has to stop its actors
+        log.warning("closing the teachers failed: %s", exc)
+    for actor in [*workers, *others]:
+        ray.kill(actor)

@@ -28,6 +28,7 @@ from filters.base import build_filters, run_filters
 from generator.common import TeacherUnavailable, check_config, dataset_records, derive_seed, provenance
 from generator.common import brief as _brief
 from generator.common import pop_stats as _pop_stats
+from generator.common import stop_actors as _stop_actors
 from generator.config import RunConfig
 from generator.output import ALPACA, STATS, RunFolder, write_json_atomic
 from generator.pool import PoolActor
@@ -248,13 +249,3 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
     summary = stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
     write_json_atomic(folder.file(STATS), summary)
     return summary
-
-
-def _stop_actors(workers: list[Any], pool: Any) -> None:
-    """Close teachers (engines release their memory), then kill the actors; never hang on the way out."""
-    try:
-        ray.get([w.close.remote() for w in workers], timeout=30)
-    except Exception as exc:  # an interrupted or crashed run still has to stop its actors
-        log.warning("closing the teachers failed: %s", exc)
-    for actor in [*workers, pool]:
-        ray.kill(actor)
