@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from filters.base import FilterSpec
+from filters.base import FilterSpec, build_filters
 from generator.profiles import (
     ANSWER_SAMPLING,
     ELIMINATOR,
@@ -133,6 +133,9 @@ class RunConfig(BaseModel):
                 raise ValueError("evolve op weights must be >= 0 and at least one must be > 0")
         if self.score_filter is not None and not self.evolve_scores:
             raise ValueError("a score filter needs the scores: drop --no-evolve-scores")
+        specs = [*(self.evolve_filters or []), *([self.score_filter] if self.score_filter else [])]
+        if specs:
+            build_filters(specs)  # a bad name or parameter fails now, not after hours of bootstrap
         return self
 
     def resolved(self) -> RunConfig:

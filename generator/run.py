@@ -4,6 +4,7 @@
     python -m generator.run --seeds seeds/175.jsonl -n 1000 --teacher openai \\
         --base-url http://127.0.0.1:8000/v1 --model my-model                     # any OpenAI-compatible server
     python -m generator.run --config run.yaml --ray-address auto                 # YAML config, Ray cluster
+    python -m generator.run --seeds seeds/175.jsonl -n 100 --evolve-rounds 4 ... # then Evol-Instruct
 
 Rerunning the same command on the same --out folder resumes where the last run stopped.
 Exit codes: 0 done, 1 the run failed (teacher unavailable, ...), 2 bad input (seeds, config), 130 interrupted.
@@ -16,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,17 +35,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m generator.run",
         description="Grow an Alpaca-style instruction dataset from seed tasks with a teacher LLM "
-        "(Self-Instruct / Alpaca bootstrap on Ray actors). Flags override the YAML --config.",
-        epilog="Outputs in --out: alpaca.json, instructions.jsonl, dropped.jsonl, stats.json, config.json. "
+        "(Self-Instruct / Alpaca bootstrap on Ray actors, optionally Evol-Instruct after it). "
+        "Flags override the YAML --config.",
+        epilog="Outputs in --out: alpaca.json, instructions.jsonl, dropped.jsonl, stats.json, config.json "
+        "(and evolved.jsonl, evolve_dropped.jsonl with --evolve-rounds). "
         "Exit codes: 0 done, 1 run failed, 2 bad input, 130 interrupted.",
     )
+    add = _adder(p)
+    add("--seeds", "seeds", type=Path)
+    p.add_argument("-n", "--target", type=int, default=None, help=fields["target"].description)
+    add("--profile", "profile", choices=["self-instruct", "alpaca"])
+    add("--prompts-per-round", "prompts_per_round", type=int)
+    add("--max-rounds", "max_rounds", type=int)
+    add("--evolve-rounds", "evolve_rounds", type=int)
+    add_common_flags(p)
+    return p
+
+
+def _adder(p: argparse.ArgumentParser) -> Callable[..., None]:
+    """`add(flag, field, ...)`: a flag whose destination and help come from the RunConfig field."""
+    fields = RunConfig.model_fields
 
     def add(flag: str, field: str, **kw: Any) -> None:
         p.add_argument(flag, dest=field, default=None, help=fields[field].description, **kw)
 
-    add("--seeds", "seeds", type=Path)
-    p.add_argument("-n", "--target", type=int, default=None, help=fields["target"].description)
-    add("--profile", "profile", choices=["self-instruct", "alpaca"])
+    return add
+
+
+def add_common_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of both CLIs (`generator.run`, `generator.evolve`): teacher, run folder, Ray, evolution."""
+    add = _adder(p)
     add("--teacher", "teacher", choices=["vllm", "openai"])
     add("--base-url", "base_url")
     add("--model", "model")
@@ -57,11 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-retries", "max_retries", type=int)
     add("--replicas", "replicas", type=int)
     add("--tensor-parallel", "tensor_parallel", type=int)
-    add("--prompts-per-round", "prompts_per_round", type=int)
     add("--num-workers", "num_workers", type=int)
-    add("--max-rounds", "max_rounds", type=int)
     add("--max-failed-rounds", "max_failed_rounds", type=int)
-    add("--evolve-rounds", "evolve_rounds", type=int)
     add("--ray-address", "ray_address")
     add("--cache-path", "cache_path", type=Path)
     add("--price-prompt", "price_prompt_per_1m", type=float)
@@ -74,11 +92,63 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="send every request to the teacher (don't read or write the request cache)",
     )
+    # -- evolution (Evol-Instruct) --
+    add("--evolve-profile", "evolve_profile", choices=["general", "code"])
+    p.add_argument(
+        "--evolve-op",
+        dest="evolve_ops",
+        action=_OpWeight,
+        default=None,
+        metavar="OP=WEIGHT",
+        help="weight of one evolve op (repeat the flag; ops left out get weight 0), "
+        "e.g. --evolve-op add_constraints=2 --evolve-op breadth=1",
+    )
+    add("--evolve-api", "evolve_api", choices=["completion", "chat"])
+    p.add_argument(
+        "--no-evolve-scores",
+        dest="evolve_scores",
+        action="store_const",
+        const=False,
+        default=None,
+        help="don't have the teacher score complexity and answer quality of evolved items",
+    )
+    add("--score-filter", "score_filter", type=score_filter_arg, metavar="SPEC")
     p.add_argument(
         "--config", type=Path, default=None, help="YAML run file with the same settings as the flags"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log every dropped item and retry")
-    return p
+
+
+class _OpWeight(argparse.Action):
+    """Collect repeated `--evolve-op OP=WEIGHT` flags into one {op: weight} dict."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, flag: Any = None
+    ) -> None:
+        op, sep, weight = str(value).partition("=")
+        try:
+            number = float(weight) if sep else 1.0
+        except ValueError:
+            parser.error(f"{flag}: expected OP=WEIGHT, got {value!r}")
+        ops = dict(getattr(ns, self.dest) or {})
+        ops[op.strip()] = number
+        setattr(ns, self.dest, ops)
+
+
+def score_filter_arg(text: str) -> dict[str, Any]:
+    """`quality>=4` (threshold) or `deita:top=0.3` (top fraction) as a `score` filter spec."""
+    key, sep, value = text.partition(">=")
+    try:
+        if sep:
+            return {"name": "score", "params": {"key": key.strip(), "min_score": float(value)}}
+        key, sep, value = text.partition(":top=")
+        if sep:
+            return {"name": "score", "params": {"key": key.strip(), "top_fraction": float(value)}}
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(
+        f"expected KEY>=MIN or KEY:top=FRACTION (KEY: complexity, quality, deita), got {text!r}"
+    )
 
 
 def init_ray(address: str | None) -> None:
@@ -106,8 +176,6 @@ def run(config: RunConfig, make_teacher: TeacherFactory | None = None) -> dict[s
     """Programmatic entry point: grow a dataset with Ray started (or joined) and stopped around it."""
     import ray
 
-    from generator.loop import grow
-
     resolved = config.resolved()
     load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
     if make_teacher is None:
@@ -122,7 +190,18 @@ def run(config: RunConfig, make_teacher: TeacherFactory | None = None) -> dict[s
     if started_here:
         init_ray(resolved.ray_address)
     try:
-        return grow(resolved, teacher_factory)
+        if not resolved.bootstrap:  # python -m generator.evolve: the seed file's rows are what evolves
+            from generator.evolution import evolve_input
+
+            return evolve_input(resolved, teacher_factory)
+        from generator.loop import grow
+
+        summary = grow(resolved, teacher_factory)
+        if resolved.evolve_rounds > 0:
+            from generator.evolution import evolve_bootstrap
+
+            summary = evolve_bootstrap(resolved, teacher_factory)
+        return summary
     finally:
         if started_here:
             ray.shutdown()
@@ -139,7 +218,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return cli(build_parser().parse_args(argv))
+
+
+def cli(args: argparse.Namespace, **fixed: object) -> int:
+    """Run from parsed flags (plus `fixed` settings a CLI implies); log, report, map errors to exit codes."""
     # `kill` (SIGTERM) gets the same clean shutdown as Ctrl+C: actors stopped, Ray shut down.
     signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(
@@ -147,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    overrides = {k: v for k, v in vars(args).items() if k not in {"config", "verbose"}}
+    overrides = {k: v for k, v in vars(args).items() if k not in {"config", "verbose"}} | fixed
     try:
         config = load_config(args.config, overrides)
         summary = run(config)
@@ -158,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: accepted items are saved; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:
-        from generator.loop import TeacherUnavailable
+        from generator.common import TeacherUnavailable
 
         if isinstance(exc, TeacherUnavailable):
             print(f"error: {exc}", file=sys.stderr)
@@ -173,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{teacher['failed']} failed), {teacher['prompt_tokens']}+{teacher['completion_tokens']} tokens, "
         f"{summary['wall_time_s']:.1f}s, est. cost ${summary['cost_estimate_usd']:.4f}"
     )
+    if "evolve" in summary:
+        from generator.evolution import format_evolve_stats
+
+        print(format_evolve_stats(summary["evolve"]))
     return 0
 
 

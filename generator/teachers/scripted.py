@@ -69,6 +69,9 @@ def synthetic_answer(request: TeacherRequest) -> str:
     text = request.text()
     rng = random.Random(f"{text}|{request.params.seed}")
     tail = text.rstrip()
+    evolved = _evolve_answer(tail, rng)
+    if evolved is not None:
+        return evolved
     if tail.endswith("Is it classification?"):
         return rng.choice([" Yes", " No"])
     if tail.endswith("Instruction:"):  # Alpaca: continue "N. Instruction:" blocks
@@ -92,3 +95,29 @@ def synthetic_answer(request: TeacherRequest) -> str:
         f"Output: sample output {rng.randint(0, 10**6)}\n"
         for i in range(n)
     )
+
+
+# -- Evol-Instruct prompts (generator/tasks/evolve.py, judge.py) --------------------------------------
+
+_CONSTRAINTS = (
+    "Answer in at most 120 words.",
+    "Give two concrete examples.",
+    "Explain each step of your reasoning.",
+    "Compare at least three options before choosing one.",
+    "Use a table with one row per option.",
+    "Mention one common mistake and how to avoid it.",
+)
+
+
+def _evolve_answer(tail: str, rng: random.Random) -> str | None:
+    """Answers to the rewrite, equality and score prompts; None for any other prompt."""
+    if tail.endswith("#Rewritten Prompt#:"):  # in depth: the original plus one more demand
+        original = tail.split("#Original Prompt#:")[-1].rsplit("#Rewritten Prompt#:", 1)[0].strip()
+        return f"{original} {rng.choice([c for c in _CONSTRAINTS if c not in original] or _CONSTRAINTS)}"
+    if tail.endswith("#New Prompt#:"):  # in breadth: a fresh instruction
+        return synthetic_instruction(rng)
+    if tail.endswith("Verdict:"):
+        return rng.choice(["Not Equal", "Not Equal", "Not Equal", "Equal"])
+    if tail.endswith("(1-6):"):
+        return str(rng.randint(2, 6))
+    return None
