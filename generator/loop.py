@@ -122,15 +122,9 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             dropped.clear()
 
             # 1-2. propose: sample mixes, ask the teacher, parse candidates
+            mix_seeds = [derive_seed(cfg.seed, "mix", current_round, i) for i in range(cfg.prompts_per_round)]
             mixes = ray.get(
-                [
-                    pool.sample.remote(
-                        derive_seed(cfg.seed, "mix", current_round, i),
-                        cfg.seeds_in_prompt or 0,
-                        cfg.machine_in_prompt or 0,
-                    )
-                    for i in range(cfg.prompts_per_round)
-                ]
+                pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0)
             )
             rows = [
                 ProposeRow(

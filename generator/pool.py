@@ -35,13 +35,16 @@ class Pool:
             for seed in self.seeds:
                 _preload(f, seed)
 
-    def sample(self, seed: int, n_seed: int, n_machine: int) -> list[Record]:
-        """In-context examples: up to `n_machine` machine tasks, the rest seeds, shuffled.
+    def sample(self, seeds: list[int], n_seed: int, n_machine: int) -> list[list[Record]]:
+        """One in-context mix per seed: up to `n_machine` machine tasks, the rest seeds, shuffled.
 
         Uniform sampling, as in Self-Instruct. Early on the machine pool is empty or small, so seeds
-        fill the prompt. `seed` fixes the draw so a resumed run makes the same prompts.
+        fill the prompt. Each seed fixes its draw, so a resumed run makes the same prompts; one call
+        serves a whole round (an actor call per prompt would cost more than the sampling).
         """
-        rng = random.Random(seed)
+        return [self._mix(random.Random(seed), n_seed, n_machine) for seed in seeds]
+
+    def _mix(self, rng: random.Random, n_seed: int, n_machine: int) -> list[Record]:
         machine = rng.sample(self.machine, min(n_machine, len(self.machine)))
         seeds = rng.sample(self.seeds, min(n_seed + n_machine - len(machine), len(self.seeds)))
         mix = machine + seeds
