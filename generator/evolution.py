@@ -269,6 +269,7 @@ class _Round:
         )
 
     def _ask(self, task: Any, rows: list[Any]) -> list[tuple[TeacherResponse, Any]]:
+        log.info("evolve round %d: %s for %d items", self.number, task.stage, len(rows))
         results = run_on_workers(self.workers, task, rows)
         self.stats.teacher_call(task.stage, [r for r, _ in results])
         return results

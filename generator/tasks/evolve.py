@@ -32,7 +32,6 @@ CODE_OPS = (
     "code_complexity",
 )
 OPS: dict[str, tuple[str, ...]] = {"general": GENERAL_OPS, "code": CODE_OPS}
-DEPTH_OPS = frozenset(GENERAL_OPS) - {"breadth"}
 
 # What `complicate_input` asks the teacher to add; one is drawn per evolution.
 DATA_FORMATS = ("a Markdown table", "JSON", "XML", "SQL statements", "Python code")
