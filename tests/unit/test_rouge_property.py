@@ -1,0 +1,147 @@
+"""Property test: the fast ROUGE-L filter decides exactly as the rouge-score loop of Self-Instruct.
+
+The oracle is the original loop: a candidate is rejected when `max(F)` over seeds and kept items, with
+F from `RougeScorer(["rougeL"], use_stemmer=False)`, is above the threshold. Streams mix fresh texts
+with near-duplicates (word edits), word shuffles, exact repeats, empty, punctuation-only and non-ASCII
+text, over a small vocabulary so that many pairs land near the threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rouge_score import rouge_scorer
+
+from filters.rouge import RougeLFilter, RougeLIndex, rouge_f, rouge_tokens
+from generator.records import Record
+
+SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+WORDS = [
+    "the",
+    "a",
+    "write",
+    "poem",
+    "story",
+    "list",
+    "five",
+    "tips",
+    "for",
+    "cats",
+    "Dogs",
+    "x2",
+    "42",
+    "café",
+]
+ODD = ["", "   ", "?!...", "—", "写一首诗", "Ünïcödé wörds", "İstanbul", "e\u0301cole", "tab\tnew\nline"]
+
+
+def oracle_keep(pool: list[str], cand: str, threshold: float) -> bool:
+    if not pool:
+        return True
+    return max(SCORER.score(prev, cand)["rougeL"].fmeasure for prev in pool) <= threshold
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[str]:
+    out: list[str] = []
+    for _ in range(draw(st.integers(1, 28))):
+        kind = draw(st.sampled_from(["fresh", "fresh", "edit", "shuffle", "repeat", "odd"]))
+        if kind == "fresh" or not out:
+            words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=9))
+            out.append(" ".join(words) + draw(st.sampled_from(["", ".", "?", "!"])))
+        elif kind == "odd":
+            out.append(draw(st.sampled_from(ODD)))
+        else:
+            words = draw(st.sampled_from(out)).split(" ")
+            if kind == "shuffle":
+                words = draw(st.permutations(words))
+            elif kind == "edit":
+                for _ in range(draw(st.integers(1, 2))):
+                    i = draw(st.integers(0, len(words)))
+                    op = draw(st.sampled_from(["sub", "ins", "del"]))
+                    w = draw(st.sampled_from(WORDS))
+                    if op == "ins" or not words:
+                        words.insert(i, w)
+                    elif op == "sub":
+                        words[min(i, len(words) - 1)] = w
+                    else:
+                        del words[min(i, len(words) - 1)]
+            out.append(" ".join(words))
+    return out
+
+
+THRESHOLDS = st.one_of(st.sampled_from([0.0, 0.3, 0.5, 0.7, 0.7, 0.9, 1.0]), st.floats(0.0, 1.0))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seeds=streams(), stream=streams(), threshold=THRESHOLDS)
+def test_decisions_match_rouge_score_loop(seeds: list[str], stream: list[str], threshold: float) -> None:
+    index = RougeLIndex(threshold)
+    pool = list(seeds)
+    for s in seeds:
+        index.add(s)
+    for cand in stream:
+        expected = oracle_keep(pool, cand, threshold)
+        match = index.offer(cand)
+        assert (match is None) == expected, (cand, pool, threshold, match)
+        if match is not None:
+            # the reported match really is above the threshold, with the oracle's own score
+            assert match.score == SCORER.score(pool[match.position], cand)["rougeL"].fmeasure
+            assert match.score > threshold
+        else:
+            pool.append(cand)
+    assert index.texts == pool
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seeds=streams(), stream=streams())
+def test_similarity_stats_match_oracle(seeds: list[str], stream: list[str]) -> None:
+    """Kept records carry the oracle's top-10 scores and mean F over the pool, as Self-Instruct stores."""
+    f = RougeLFilter(threshold=0.7, top_k=10)
+    for s in seeds:
+        f.add(Record(id=s, instruction=s, origin="seed"))
+    pool = list(seeds)
+    for cand in stream:
+        rec = Record(id="c", instruction=cand, origin="test")
+        kept, _ = f.apply(rec)
+        if not kept:
+            continue
+        scores = [SCORER.score(prev, cand)["rougeL"].fmeasure for prev in pool]
+        if pool:
+            assert rec.avg_similarity == pytest.approx(float(np.mean(scores)), abs=1e-12)
+            top = sorted(scores, reverse=True)[:10]
+            assert [s.score for s in rec.most_similar] == top
+            for s in rec.most_similar:
+                assert SCORER.score(s.text, cand)["rougeL"].fmeasure == s.score
+        else:
+            assert rec.most_similar == [] and rec.avg_similarity is None
+        pool.append(cand)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_tokenizer_matches_rouge_score(text: str) -> None:
+    assert rouge_tokens(text) == SCORER._tokenizer.tokenize(text)
+
+
+def test_f_is_bit_identical_on_threshold_ties() -> None:
+    """Pairs whose exact F is on the threshold are decided by the float formula, as the oracle decides.
+
+    With 0.7, 2·7/(9+11) rounds to 0.7000000000000001 and is rejected, while 2·7/(10+10) is kept: a
+    filter that compared exact fractions would disagree with rouge-score here.
+    """
+    for m in range(1, 24):
+        for n in range(1, 24):
+            for lcs in range(1, min(m, n) + 1):
+                target = " ".join(["w"] * lcs + [f"a{i}" for i in range(m - lcs)])
+                pred = " ".join(["w"] * lcs + [f"b{i}" for i in range(n - lcs)])
+                expected = SCORER.score(target, pred)["rougeL"].fmeasure
+                assert rouge_f(lcs, m, n) == expected
+                if 2 * lcs * 10 == 7 * (m + n) or 2 * lcs * 2 == m + n:  # exactly 0.7 or 0.5
+                    for threshold in (0.7, 0.5):
+                        index = RougeLIndex(threshold)
+                        index.add(target)
+                        assert (index.check(pred) is None) == (expected <= threshold), (lcs, m, n)
