@@ -214,7 +214,7 @@ def evolve(
                 write_json_atomic(folder.file(STATS), summary)
                 log.info("%s", _round_line(rounds[-1]))
                 bar.update(1)
-                bar.set_postfix(kept=len(rnd.kept), evolved=len(evolved))
+                bar.set_postfix(kept_now=len(rnd.kept), kept_total=len(evolved))
                 current += 1
         finally:
             bar.close()
