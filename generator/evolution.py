@@ -81,8 +81,10 @@ class EvolveFolder(RunFolder):
     records_file, dropped_file, state_file = EVOLVED, EVOLVE_DROPPED, EVOLVE_STATE
 
     def reset(self) -> None:
-        for name in (EVOLVED, EVOLVE_DROPPED, EVOLVE_STATE):
-            self.file(name).unlink(missing_ok=True)
+        """Start the evolution afresh; the bootstrap's files, alpaca.json and stats.json stay."""
+        self.file(EVOLVE_STATE).unlink(missing_ok=True)
+        for name in (EVOLVED, EVOLVE_DROPPED):
+            self._rewrite(name, [])  # present and empty, even if a round keeps or drops nothing
 
 
 # -- entry points ------------------------------------------------------------------------------------
