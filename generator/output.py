@@ -61,6 +61,8 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
+        for name in (self.records_file, self.dropped_file):
+            self.file(name).touch()  # present from the start, even while (or if) nothing lands in them
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -123,5 +125,7 @@ class RunFolder:
 
     def reset(self) -> None:
         """Start afresh: remove the files of an uncommitted earlier attempt."""
-        for name in (INSTRUCTIONS, DROPPED, STATE, ALPACA, STATS):
+        for name in (self.state_file, ALPACA, STATS):
             self.file(name).unlink(missing_ok=True)
+        for name in (self.records_file, self.dropped_file):
+            self._rewrite(name, [])

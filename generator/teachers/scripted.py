@@ -64,6 +64,18 @@ def synthetic_instruction(rng: random.Random) -> str:
     )
 
 
+def _flawed(rng: random.Random, shown: list[str]) -> str | None:
+    """Now and then, the mistakes real teachers make: echo an example, write too little, off-limits asks."""
+    roll = rng.random()
+    if roll < 0.08 and shown:
+        return rng.choice(shown)  # a near-copy of an in-context task: ROUGE-L drops it
+    if roll < 0.12:
+        return "Say hello."  # too short
+    if roll < 0.15:
+        return f"Draw a picture of {rng.choice(_TOPICS.split())} for a school poster"  # blacklisted words
+    return None
+
+
 def synthetic_answer(request: TeacherRequest) -> str:
     """Answer any prompt this project sends, deterministically from the prompt and its seed."""
     text = request.text()
@@ -85,7 +97,8 @@ def synthetic_answer(request: TeacherRequest) -> str:
         return " " + "\n###\n".join(b.split(" ", 2)[2] if i == 0 else b for i, b in enumerate(blocks))
     if re.search(r"\n\d+\.$", tail):  # Self-Instruct: continue the numbered list
         first = int(re.findall(r"(\d+)\.$", tail)[0])
-        items = [synthetic_instruction(rng) for _ in range(rng.randint(3, 7))]
+        shown = re.findall(r"^\d+\. (.+)$", tail, flags=re.M)
+        items = [_flawed(rng, shown) or synthetic_instruction(rng) for _ in range(rng.randint(3, 7))]
         return " " + "\n".join(f"{first + i}. {item}" if i else item for i, item in enumerate(items))
     if "Class label:" in text:
         return "Class label: Yes\nText: a sample input\nClass label: No\nText: another sample input"

@@ -105,7 +105,7 @@ def test_same_config_and_cache_reruns_with_zero_teacher_calls(
 def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(
     fake_openai: FakeOpenAI, small_seeds: Path, tmp_path: Path
 ):
-    target = ["-n", "30", "--num-workers", "2"]
+    target = ["-n", "80", "--num-workers", "2"]
     # The reference: one uninterrupted run with its own cache.
     assert (
         run_cli(cli(fake_openai, small_seeds, tmp_path / "ref", tmp_path / "ref.sqlite", *target)).returncode
@@ -195,7 +195,15 @@ def test_ctrl_c_stops_cleanly_without_orphans(fake_openai: FakeOpenAI, small_see
     fake_openai.delay = 0.1
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
     args = cli(fake_openai, small_seeds, out, tmp_path / "c.sqlite", "-n", "500")
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not (out / "state.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
