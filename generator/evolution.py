@@ -106,7 +106,7 @@ def evolve_input(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, A
     cfg = config.resolved()
     assert cfg.out is not None
     roots = [seed_to_record(task) for task in load_seeds(cfg.seeds)]
-    check_config(RunFolder(cfg.out), cfg)
+    check_config(EvolveFolder(cfg.out), cfg)  # the bootstrap's files have no place in this run
     return evolve(cfg, make_teacher, roots, None)
 
 
