@@ -1,1 +1,7 @@
-from filters import eliminator, quality  # noqa: F401  (Evol-Instruct eliminator rules, score filter)
+"""Filters: small blocks with one method, `filter(item) -> bool | (bool, reason)`.
+
+Importing the package registers every built-in filter by name (see `filters.base.build_filters`).
+The semantic filter registers too, but loads its model (torch, sentence-transformers) only when built.
+"""
+
+from filters import decontaminate, eliminator, heuristics, instances, minhash, quality, rouge, semantic  # noqa: F401  (registration)  # noqa: F401  (Evol-Instruct eliminator rules, score filter)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -128,10 +128,11 @@ class RougeLIndex:
     `check` finds a pool item with F > threshold; `scores` gives F against every pool item.
     """
 
-    def __init__(self, threshold: float = 0.7) -> None:
+    def __init__(self, threshold: float = 0.7, prefix_index: bool = True) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self.threshold = threshold
+        self.prefix_index = prefix_index  # False: only scores (another index proposes candidates)
         self.texts: list[str] = []
         self._seqs: list[str | list[int]] = []
         self._lens = np.zeros(1024, dtype=np.int32)  # token counts, grown by doubling (vectorised stats)
@@ -180,7 +181,7 @@ class RougeLIndex:
         n = len(ids)
         self._lens[pos] = n
         self._len_list.append(n)
-        if n:
+        if n and self.prefix_index:
             postings = self._postings
             for key in _elements(ids)[: n - self._min_overlap(n) + 1]:
                 bucket = postings.get(key)
@@ -198,6 +199,8 @@ class RougeLIndex:
         m = len(enc.ids)
         if m == 0:
             return None  # no tokens: F is 0 against everything, as in rouge-score
+        if not self.prefix_index:
+            raise RuntimeError("this index keeps no prefix index; check candidates with best_of")
         elements = _elements(enc.ids)
         probe = elements[: len(elements) - self._min_overlap(m) + 1]
         postings = self._postings
@@ -244,16 +247,27 @@ class RougeLIndex:
                 best = Match(j, f)
         return best
 
-    def scores(self, text: str) -> np.ndarray:
-        """F (rouge-score's value) of `text` against every pool item, in pool order."""
-        return self._scores(self._encode(text))
+    def scores(self, text: str, positions: Sequence[int] | None = None) -> np.ndarray:
+        """F (rouge-score's value) of `text` against every pool item in pool order, or against the
+        items at `positions`, in that order."""
+        return self._scores(self._encode(text), positions)
 
-    def _scores(self, enc: _Encoded) -> np.ndarray:
-        n_pool = len(self.texts)
-        if n_pool == 0 or not enc.ids:
-            return np.zeros(n_pool)
-        lcs = process.cdist([enc.seq], self._seqs, scorer=LCSseq.similarity, dtype=np.int32)[0]
-        return rouge_f_row(lcs, len(enc.ids), self._lens[:n_pool])
+    def _scores(self, enc: _Encoded, positions: Sequence[int] | None = None) -> np.ndarray:
+        if positions is None:
+            choices: Sequence[str | list[int]] = self._seqs
+            lens = self._lens[: len(self.texts)]
+        else:
+            choices = [self._seqs[j] for j in positions]
+            lens = self._lens[np.asarray(positions, dtype=np.int64)]
+        if not choices or not enc.ids:
+            return np.zeros(len(choices))
+        lcs = process.cdist([enc.seq], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
+        return rouge_f_row(lcs, len(enc.ids), lens)
+
+    def best_of(self, text: str, positions: Sequence[int]) -> Match | None:
+        """The best pool item among `positions` with F > threshold (candidates from another index)."""
+        enc = self._encode(text)
+        return self._best_of(enc, len(enc.ids), list(positions)) if enc.ids and positions else None
 
     def offer(self, text: str) -> Match | None:
         """`check`, then `add` when it passes: the Self-Instruct loop for one candidate."""
@@ -293,6 +307,9 @@ class DedupFilter(Filter):
     def add_many(self, records: Iterable[Record]) -> None:
         for record in records:
             self.add(record)
+
+    def prepare(self, records: Iterable[Record]) -> None:
+        """A hint that these records are offered next, so a filter can batch work (embeddings)."""
 
     def __len__(self) -> int:
         raise NotImplementedError

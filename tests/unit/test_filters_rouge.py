@@ -1,0 +1,143 @@
+"""The rouge_l filter as the pipeline uses it: preload, counting, reasons, stats, resume."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from rouge_score import rouge_scorer
+
+from filters.base import build_filters
+from filters.rouge import RougeLFilter, RougeLIndex, top_similar
+from generator.records import Record
+
+SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+SEEDS = [
+    "Write a poem about the sea.",
+    "Give three tips for staying healthy.",
+    "Translate the sentence into French.",
+]
+
+
+def rec(text: str, rid: str = "x") -> Record:
+    return Record(id=rid, instruction=text, origin="test")
+
+
+def test_preloaded_seeds_are_compared_but_not_counted() -> None:
+    f = RougeLFilter()
+    for s in SEEDS:
+        f.add(rec(s, "seed"))
+    assert len(f) == 3 and f.stats == {}
+    dup = rec("Write a poem about the blue sea.")
+    assert f.apply(dup) == (False, "rouge_l>0.7")
+    assert dup.meta["near_duplicate"]["text"] == SEEDS[0]
+    assert dup.meta["near_duplicate"]["score"] == SCORER.score(SEEDS[0], dup.instruction)["rougeL"].fmeasure
+    new = rec("List the planets of the solar system in order.")
+    assert f.apply(new) == (True, None)
+    assert len(f) == 4
+    assert f.stats == {"total": 2, "kept": 1, "dropped": 1, "dropped_rouge_l>0.7": 1}
+
+
+def test_kept_record_gets_top_k_and_average_like_self_instruct() -> None:
+    f = RougeLFilter(top_k=2)
+    f.add_many(rec(s) for s in SEEDS)
+    r = rec("Write three tips for the sea.")
+    assert f.filter(r) is True
+    scores = [SCORER.score(s, r.instruction)["rougeL"].fmeasure for s in SEEDS]
+    assert [(s.text, s.score) for s in r.most_similar] == sorted(
+        zip(SEEDS, scores, strict=True), key=lambda p: -p[1]
+    )[:2]
+    assert r.avg_similarity == pytest.approx(sum(scores) / 3)
+
+
+def test_similarity_can_be_switched_off() -> None:
+    f = RougeLFilter(similarity=False)
+    f.add(rec(SEEDS[0]))
+    r = rec("Name five rivers in Africa.")
+    assert f.filter(r) is True
+    assert r.most_similar == [] and r.avg_similarity is None
+
+
+def test_threshold_is_a_parameter_and_the_reason_says_it() -> None:
+    (f,) = build_filters([{"name": "rouge_l", "params": {"threshold": 0.5}}])
+    f.apply(rec("Write a poem about the sea."))
+    assert f.apply(rec("Write a story about the sea.")) == (False, "rouge_l>0.5")
+    with pytest.raises(ValueError):
+        RougeLFilter(threshold=1.5)
+
+
+def test_non_ascii_text_has_no_tokens_and_is_always_kept() -> None:
+    """rouge-score drops non-ASCII, so Chinese instructions score 0: the oracle keeps every one."""
+    f = RougeLFilter()
+    assert all(f.apply(rec("写一首关于大海的诗。"))[0] for _ in range(3))
+
+
+def test_resume_rebuilds_the_same_index() -> None:
+    rng = random.Random(7)
+    words = [
+        "write",
+        "a",
+        "poem",
+        "story",
+        "list",
+        "of",
+        "five",
+        "tips",
+        "for",
+        "cats",
+        "dogs",
+        "the",
+        "sea",
+        "sky",
+        "about",
+    ]
+    stream = [" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(400)]
+    whole = RougeLFilter()
+    whole.add_many(rec(s) for s in SEEDS)
+    decisions = [whole.apply(rec(t))[0] for t in stream]
+
+    first = RougeLFilter()
+    first.add_many(rec(s) for s in SEEDS)
+    head = [first.apply(rec(t))[0] for t in stream[:200]]
+    accepted = [t for t, ok in zip(stream[:200], head, strict=True) if ok]
+    resumed = RougeLFilter()  # a new process: seeds, then the accepted items in their order
+    resumed.add_many(rec(s) for s in [*SEEDS, *accepted])
+    tail = [resumed.apply(rec(t))[0] for t in stream[200:]]
+    assert head + tail == decisions
+
+
+def test_top_similar_breaks_ties_by_pool_order() -> None:
+    import numpy as np
+
+    scores = np.array([0.2, 0.5, 0.5, 0.1, 0.5, 0.0])
+    assert top_similar(scores, 2) == [1, 2]
+    assert top_similar(scores, 4) == [1, 2, 4, 0]
+    assert top_similar(scores, 10) == [1, 2, 4, 0, 3, 5]
+    assert top_similar(scores, 0) == []
+
+
+def test_index_scores_and_candidates_api() -> None:
+    index = RougeLIndex()
+    for s in SEEDS:
+        index.add(s)
+    got = index.scores("Write a poem about the moon.")
+    want = [SCORER.score(s, "Write a poem about the moon.")["rougeL"].fmeasure for s in SEEDS]
+    assert got.tolist() == want
+    assert index.scores("Write a poem about the moon.", [2, 0]).tolist() == [want[2], want[0]]
+    match = index.best_of("Write a poem about the sea!", [1, 0])
+    assert match is not None and match.position == 0 and match.score == 1.0
+    assert index.best_of("Write a poem about the sea!", [1, 2]) is None
+
+
+def test_more_distinct_tokens_than_code_points_stay_exact() -> None:
+    """Token ids past U+10FFFF fall back to int lists, which rapidfuzz compares the same way."""
+    index = RougeLIndex()
+    index._next_id = 0x10FFF0  # pretend a huge vocabulary was seen already
+    texts = [f"alpha{i} beta{i} gamma{i} delta{i} shared words here" for i in range(8)]
+    for t in texts:
+        index.add(t)
+    assert any(isinstance(s, list) for s in index._seqs)
+    probe = "alpha3 beta3 gamma3 delta3 shared words here too"
+    want = max(SCORER.score(t, probe)["rougeL"].fmeasure for t in texts)
+    match = index.check(probe)
+    assert match is not None and match.score == want and index.texts[match.position] == texts[3]
