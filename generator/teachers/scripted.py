@@ -51,17 +51,37 @@ _NOUNS = "email poem recipe story plan review summary essay letter report speech
 _NOUNS += " budget schedule itinerary checklist headline tweet proposal argument dialogue outline definition"
 _TOPICS = "gardening taxes volcanoes chess startups nutrition jazz recycling astronomy bicycles coffee robots"
 _TOPICS += " elections sleep insurance tides bees marathons origami vaccines bridges deserts libraries trains"
-_AUDIENCES = "a child a manager a tourist a nurse a student a farmer a teacher a retiree an engineer a chef"
+_AUDIENCES = [
+    "a child",
+    "a manager",
+    "a tourist",
+    "a nurse",
+    "a student",
+    "a farmer",
+    "a retiree",
+    "an engineer",
+]
+
+
+def _vocabulary(size: int = 3000) -> tuple[list[str], list[float]]:
+    """Pseudo-words with Zipf weights, like the long tail of words in real instructions."""
+    rng = random.Random(0)
+    syllables = "ba ko ri mu te sa lo vi ne du pa gi fo ze ha mi ru to ka ly".split()
+    words = list(dict.fromkeys("".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(size * 2)))
+    words = (_ADJS + " " + _NOUNS + " " + _TOPICS).split() + words[:size]
+    return words, [1.0 / (rank + 10) for rank in range(len(words))]
+
+
+_WORDS, _WEIGHTS = _vocabulary()
 
 
 def synthetic_instruction(rng: random.Random) -> str:
-    """A random but well-formed instruction; distinct draws rarely overlap by ROUGE-L > 0.7."""
-    audiences = _AUDIENCES.split(" a")
-    return (
-        f"{rng.choice(_VERBS.split())} a {rng.choice(_ADJS.split())} {rng.choice(_NOUNS.split())} about "
-        f"{rng.choice(_TOPICS.split())} and {rng.choice(_TOPICS.split())} for a{rng.choice(audiences[1:])} "
-        f"in {rng.randint(2, 99)} words"
-    )
+    """A random but well-formed instruction; distinct draws rarely overlap by ROUGE-L > 0.7.
+
+    Few fixed words: a shared template would make every pair look alike to ROUGE-L.
+    """
+    body = " ".join(rng.choices(_WORDS, weights=_WEIGHTS, k=rng.randint(5, 10)))
+    return f"{rng.choice(_VERBS.split())} the {body} for {rng.choice(_AUDIENCES)}"
 
 
 def _flawed(rng: random.Random, shown: list[str]) -> str | None:
