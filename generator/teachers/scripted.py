@@ -66,7 +66,28 @@ _AUDIENCES = [
 def _vocabulary(size: int = 3000) -> tuple[list[str], list[float]]:
     """Pseudo-words with Zipf weights, like the long tail of words in real instructions."""
     rng = random.Random(0)
-    syllables = "ba ko ri mu te sa lo vi ne du pa gi fo ze ha mi ru to ka ly".split()
+    syllables = [
+        "ba",
+        "ko",
+        "ri",
+        "mu",
+        "te",
+        "sa",
+        "lo",
+        "vi",
+        "ne",
+        "du",
+        "pa",
+        "gi",
+        "fo",
+        "ze",
+        "ha",
+        "mi",
+        "ru",
+        "to",
+        "ka",
+        "ly",
+    ]
     words = list(dict.fromkeys("".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(size * 2)))
     words = (_ADJS + " " + _NOUNS + " " + _TOPICS).split() + words[:size]
     return words, [1.0 / (rank + 10) for rank in range(len(words))]
