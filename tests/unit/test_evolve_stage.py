@@ -218,7 +218,6 @@ def test_score_filter_drops_low_scores_and_keeps_the_parent(ray_session, dataset
 
 
 def test_bootstrap_then_evolve(ray_session, small_seeds: Path, tmp_path: Path):
-    pytest.importorskip("filters.instances")  # the bootstrap's instance filters (landing separately)
     out = tmp_path / "both"
     summary = run(
         RunConfig(
