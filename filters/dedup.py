@@ -21,7 +21,7 @@ from typing import Any
 
 from filters.base import build_filters
 from filters.rouge import DedupFilter
-from filters.textio import InputError, read_rows, text_field
+from filters.textio import read_rows, text_field
 from generator.records import Record
 
 METHODS = {
@@ -98,10 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = _load(args.input, args.field)
         seeds = _load(args.seeds, args.field) if args.seeds else []
         (dedup,) = build_filters([{"name": METHODS[args.method], "params": _params(args)}])
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, ImportError) as exc:
+    except (ValueError, ImportError) as exc:  # InputError (file:line), bad parameters, missing packages
         print(f"error: {exc}", file=sys.stderr)
         return 2
     assert isinstance(dedup, DedupFilter)

@@ -15,13 +15,16 @@ the *same decisions* (tested against rouge-score in tests/unit/test_rouge_proper
    `len - α + 1` elements, so each pool item is indexed under only that prefix, and a candidate probes
    only its own prefix. The order puts the newest token id first: common words get small ids early in
    the stream, so they fall out of the prefixes and the posting lists stay short.
-3. Score the few candidates with one `process.cdist` call (exact LCS, cut off below α) and apply
-   rouge-score's own float formula (`rouge_f`), so a score sitting exactly on the threshold is decided
-   bit for bit as the oracle decides it.
+3. Read the probed posting lists smallest first and score each list with one rapidfuzz call, which
+   screens with 2·LCS/(m+n) (the same F in exact arithmetic); the few that come near the threshold get
+   rouge-score's own float formula (`rouge_f`), so a score sitting on the threshold is decided bit for
+   bit as the oracle decides it (2·7/(9+11) rounds above 0.7 and is rejected; 2·7/(10+10) does not).
+   A near-duplicate shares the rare tokens, so most rejections stop after the first short list; only
+   a keep has to read them all.
 
-Engine notes §C measured a token-count bound (Σ min(count)) over a full inverted index; that touches
-every posting of common words such as "the" for every candidate, which grows with the pool. The prefix
-filter keeps the same guarantee (it never drops a pair that can pass) and skips those lists.
+Engine notes §C bounded F with Σ min(count) over a full inverted index; that touches every posting of
+common words such as "the" for every candidate, which grows with the pool. The prefix filter gives the
+same guarantee (it never skips a pair that can pass) and skips those lists.
 
 Kept items get what the originals store: the top-k most similar pool items and the mean F against the
 whole pool, from one vectorised `cdist` row (exact scores, pool order breaks ties).
@@ -31,8 +34,8 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from collections.abc import Iterable, Sequence
-from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -44,7 +47,7 @@ from generator.records import Record, Similar
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _MAX_CODE_POINT = 0x10FFFF
-_SURROGATES = range(0xD800, 0xE000)  # not valid code points in a str
+_SURROGATES = range(0xD800, 0xE000)  # code points a str cannot hold
 _OCCURRENCE = 1 << 32  # element key = token id + k·2³² for the k-th repeat of a token
 
 
@@ -135,11 +138,11 @@ class RougeLIndex:
         self.prefix_index = prefix_index  # False: only scores (another index proposes candidates)
         self.texts: list[str] = []
         self._seqs: list[str | list[int]] = []
-        self._lens = np.zeros(1024, dtype=np.int32)  # token counts, grown by doubling (vectorised stats)
-        self._len_list: list[int] = []  # the same counts for scalar lookups, which numpy makes slow
+        # token counts: an int array indexes fast one at a time and lends numpy a view for whole rows
+        self._lens = array("i")
         self._vocab: dict[str, int] = {}
-        self._next_id = 1
-        self._postings: dict[int, list[int]] = {}
+        # prefix element -> the pool positions indexed under it, and their sequences (read together)
+        self._postings: dict[int, tuple[list[int], list[str | list[int]]]] = {}
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -165,8 +168,9 @@ class RougeLIndex:
     def _token_id(self, token: str) -> int:
         tid = self._vocab.get(token)
         if tid is None:
-            tid = self._next_id
-            self._next_id = tid + 1 if tid + 1 not in _SURROGATES else _SURROGATES.stop
+            # ids in first-seen order, skipping the surrogate code points a str cannot hold
+            tid = len(self._vocab) + 1
+            tid = tid if tid < _SURROGATES.start else tid + len(_SURROGATES)
             self._vocab[token] = tid
         return tid
 
@@ -175,20 +179,19 @@ class RougeLIndex:
         ids = [self._token_id(tok) for tok in rouge_tokens(text)]
         pos = len(self.texts)
         self.texts.append(text)
-        self._seqs.append(_as_sequence(ids))
-        if pos == len(self._lens):
-            self._lens = np.concatenate([self._lens, np.zeros_like(self._lens)])
+        seq = _as_sequence(ids)
+        self._seqs.append(seq)
         n = len(ids)
-        self._lens[pos] = n
-        self._len_list.append(n)
+        self._lens.append(n)
         if n and self.prefix_index:
             postings = self._postings
             for key in _elements(ids)[: n - self._min_overlap(n) + 1]:
                 bucket = postings.get(key)
                 if bucket is None:
-                    postings[key] = [pos]
+                    postings[key] = ([pos], [seq])
                 else:
-                    bucket.append(pos)
+                    bucket[0].append(pos)
+                    bucket[1].append(seq)
         return pos
 
     def check(self, text: str) -> Match | None:
@@ -203,44 +206,39 @@ class RougeLIndex:
             raise RuntimeError("this index keeps no prefix index; check candidates with best_of")
         elements = _elements(enc.ids)
         probe = elements[: len(elements) - self._min_overlap(m) + 1]
-        postings = self._postings
-        # Every item that can pass sits in one of these posting lists; which list is read first is
-        # free. Smallest first: a near-duplicate shares the rare tokens, so most rejections end after
-        # one short list, and only a keep has to read them all.
-        buckets = sorted((b for b in map(postings.get, probe) if b is not None), key=len)
-        seen: set[int] = set()
-        for bucket in buckets:
-            fresh = set(bucket)
-            fresh -= seen
-            if not fresh:
-                continue
-            seen |= fresh
-            match = self._best_of(enc, m, list(fresh))
+        # Every item that can pass sits in one of these posting lists, and the order they are read in is
+        # free: smallest first. A near-duplicate shares the rare tokens, so most rejections end after one
+        # short list and only a keep reads them all. An item in two lists is scored twice, which costs
+        # less than removing the repeats.
+        buckets = sorted(
+            (b for b in map(self._postings.get, probe) if b is not None), key=lambda b: len(b[0])
+        )
+        for positions, seqs in buckets:
+            match = self._best_in(enc, m, positions, seqs)
             if match is not None:
                 return match
         return None
 
-    def _best_of(self, enc: _Encoded, m: int, cand: list[int]) -> Match | None:
-        """The best of `cand` (pool positions) with F > threshold, or None."""
-        seqs = self._seqs
-        chosen = itemgetter(*cand)(seqs) if len(cand) > 1 else (seqs[cand[0]],)
-        # One C call screens the candidates with rapidfuzz's normalised Indel similarity, which is
-        # 2·LCS/(m+n): ROUGE-L's F in exact arithmetic. The few that come within 1e-6 of the
-        # threshold are then scored with rouge-score's own float formula, so a score sitting on the
-        # threshold is decided the way the oracle decides it.
+    def _best_in(
+        self, enc: _Encoded, m: int, positions: Sequence[int], seqs: Sequence[str | list[int]]
+    ) -> Match | None:
+        """The best of these pool items (`positions`, with their `seqs`) with F > threshold, or None."""
+        # One C call screens them with rapidfuzz's normalised Indel similarity, which is 2·LCS/(m+n):
+        # ROUGE-L's F in exact arithmetic. The few within 1e-6 of the threshold are then scored with
+        # rouge-score's own float formula, so a score on the threshold is decided as the oracle decides.
         screened = process.extract(
             enc.seq,
-            chosen,
+            seqs,
             scorer=Indel.normalized_similarity,
             score_cutoff=max(0.0, self.threshold - 1e-6),
             limit=None,
         )
         best: Match | None = None
-        lens = self._len_list
+        lens = self._lens
         for seq, _, i in screened:
-            j = cand[i]
+            j = positions[i]
             f = rouge_f(LCSseq.similarity(enc.seq, seq), m, lens[j])
-            # the earliest pool item wins a tie, so set order never shows in the result
+            # the earliest pool item wins a tie, so the order of the lists never shows
             if f > self.threshold and (
                 best is None or f > best.score or (f == best.score and j < best.position)
             ):
@@ -255,10 +253,10 @@ class RougeLIndex:
     def _scores(self, enc: _Encoded, positions: Sequence[int] | None = None) -> np.ndarray:
         if positions is None:
             choices: Sequence[str | list[int]] = self._seqs
-            lens = self._lens[: len(self.texts)]
+            lens = np.array(self._lens, dtype=np.int32)  # a copy: a view would pin the array's size
         else:
             choices = [self._seqs[j] for j in positions]
-            lens = self._lens[np.asarray(positions, dtype=np.int64)]
+            lens = np.array([self._lens[j] for j in positions], dtype=np.int32)
         if not choices or not enc.ids:
             return np.zeros(len(choices))
         lcs = process.cdist([enc.seq], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
@@ -267,7 +265,9 @@ class RougeLIndex:
     def best_of(self, text: str, positions: Sequence[int]) -> Match | None:
         """The best pool item among `positions` with F > threshold (candidates from another index)."""
         enc = self._encode(text)
-        return self._best_of(enc, len(enc.ids), list(positions)) if enc.ids and positions else None
+        if not enc.ids or not positions:
+            return None
+        return self._best_in(enc, len(enc.ids), positions, [self._seqs[j] for j in positions])
 
     def offer(self, text: str) -> Match | None:
         """`check`, then `add` when it passes: the Self-Instruct loop for one candidate."""

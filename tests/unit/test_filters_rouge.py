@@ -132,7 +132,7 @@ def test_index_scores_and_candidates_api() -> None:
 def test_more_distinct_tokens_than_code_points_stay_exact() -> None:
     """Token ids past U+10FFFF fall back to int lists, which rapidfuzz compares the same way."""
     index = RougeLIndex()
-    index._next_id = 0x10FFF0  # pretend a huge vocabulary was seen already
+    index._vocab = dict.fromkeys((f"pad{i}" for i in range(0x10FFF0 - 0x800)), 0)  # a huge vocabulary
     texts = [f"alpha{i} beta{i} gamma{i} delta{i} shared words here" for i in range(8)]
     for t in texts:
         index.add(t)
