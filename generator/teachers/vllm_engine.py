@@ -294,6 +294,7 @@ class EngineActor:
             "dtype": str(kwargs.get("dtype", "auto")),
             "kv_cache_gib": os.environ.get("VLLM_CPU_KVCACHE_SPACE") if not self.spec.gpu else None,
             "cpus": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto") if not self.spec.gpu else None,
+            "engine_pids": list(self._engine_pids),
             "shm": sorted(self._engine_shm),
         }
 
