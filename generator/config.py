@@ -68,7 +68,9 @@ class RunConfig(BaseModel):
     price_completion_per_1m: float = Field(0.0, ge=0, description="price per 1M completion tokens")
 
     # -- the loop ------------------------------------------------------------------------------------
-    prompts_per_round: int = Field(8, ge=1, description="proposal requests per round (a round is one batch)")
+    prompts_per_round: int = Field(
+        8, ge=1, description="proposal requests per round (a round is one batch; fewer near the target)"
+    )
     num_workers: int = Field(2, ge=1, description="Ray worker actors making teacher calls")
     ray_address: str | None = Field(None, description="join this Ray cluster instead of starting a local one")
     max_rounds: int | None = Field(None, ge=1, description="stop after this many rounds even below target")

@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 import ray
-from filters.instances import apply_instance_filters
 from tqdm import tqdm
 
 from filters.base import build_filters, run_filters
+from filters.instances import apply_instance_filters
 from generator.common import TeacherUnavailable, check_config, dataset_records, derive_seed, provenance
 from generator.common import brief as _brief
 from generator.common import pop_stats as _pop_stats
@@ -122,7 +122,10 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             dropped.clear()
 
             # 1-2. propose: sample mixes, ask the teacher, parse candidates
-            mix_seeds = [derive_seed(cfg.seed, "mix", current_round, i) for i in range(cfg.prompts_per_round)]
+            # A proposal yields a few kept instructions, so near the target a smaller round avoids paying
+            # for classification and instances of items the dataset will not need.
+            slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - kept) // 2)))
+            mix_seeds = [derive_seed(cfg.seed, "mix", current_round, i) for i in range(slots)]
             mixes = ray.get(
                 pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0)
             )
