@@ -45,7 +45,7 @@ class RunConfig(BaseModel):
 
     # -- the teacher ---------------------------------------------------------------------------------
     teacher: Literal["vllm", "openai"] = Field(
-        "openai", description="in-process vLLM, or an OpenAI-compatible API"
+        "vllm", description="in-process vLLM (the embedded model unless --model), or an OpenAI-compatible API"
     )
     base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
@@ -55,7 +55,11 @@ class RunConfig(BaseModel):
     api: Literal["completion", "chat"] | None = Field(
         None, description="endpoint kind (default: the profile's)"
     )
-    max_in_flight: int = Field(8, ge=1, description="teacher requests in flight at once")
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="teacher requests in flight at once (default: 8 over HTTP, 64 per vLLM engine)",
+    )
     request_timeout: float = Field(120.0, gt=0, description="seconds before one request is abandoned")
     max_retries: int = Field(5, ge=0, description="retries on timeouts, connection errors, 429 and 5xx")
     replicas: int = Field(1, ge=1, description="vLLM engines (data parallel)")
@@ -154,6 +158,8 @@ class RunConfig(BaseModel):
                 "run_name": name,
                 "out": self.out or Path("out") / re.sub(r"[^\w.-]+", "_", name),
                 "api": self.api or p.api,
+                # A local engine batches continuously and wants many requests; a server may rate-limit.
+                "max_in_flight": self.max_in_flight or (64 if self.teacher == "vllm" else 8),
                 "cache_path": self.cache_path or default_cache_dir() / "requests.sqlite",
                 "seeds_in_prompt": p.seeds_in_prompt
                 if self.seeds_in_prompt is None

@@ -19,7 +19,7 @@ def make_teacher(config: RunConfig, max_in_flight: int | None = None) -> Teacher
             model=config.model,
             base_url=config.base_url,
             api_key=os.environ.get(config.api_key_env),
-            max_in_flight=max_in_flight or config.max_in_flight,
+            max_in_flight=max_in_flight or config.max_in_flight or 8,
             timeout=config.request_timeout,
             max_retries=config.max_retries,
         )
@@ -30,7 +30,7 @@ def make_teacher(config: RunConfig, max_in_flight: int | None = None) -> Teacher
             model=config.model,
             replicas=config.replicas,
             tensor_parallel=config.tensor_parallel,
-            max_in_flight=max_in_flight or config.max_in_flight,
+            max_in_flight=max_in_flight or config.max_in_flight or 8,
         )
     if config.cache and config.cache_path is not None:
         teacher = CachedTeacher(teacher, config.cache_path)
