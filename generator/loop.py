@@ -125,20 +125,21 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             # A proposal yields a few kept instructions, so near the target a smaller round avoids paying
             # for classification and instances of items the dataset will not need.
             slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - kept) // 2)))
-            mix_seeds = [derive_seed(cfg.seed, "mix", current_round, i) for i in range(slots)]
-            mixes = ray.get(
-                pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0)
-            )
-            rows = [
-                ProposeRow(
-                    round=current_round,
-                    index=i,
-                    examples=mix,
-                    seed=derive_seed(cfg.seed, "propose", current_round, i),
+            with stats.timed("propose"):
+                mix_seeds = [derive_seed(cfg.seed, "mix", current_round, i) for i in range(slots)]
+                mixes = ray.get(
+                    pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0)
                 )
-                for i, mix in enumerate(mixes)
-            ]
-            results = run_on_workers(workers, propose, rows)
+                rows = [
+                    ProposeRow(
+                        round=current_round,
+                        index=i,
+                        examples=mix,
+                        seed=derive_seed(cfg.seed, "propose", current_round, i),
+                    )
+                    for i, mix in enumerate(mixes)
+                ]
+                results = run_on_workers(workers, propose, rows)
             stats.teacher_call("propose", [r for r, _ in results])
             if all(not r.ok for r, _ in results):
                 failed_rounds += 1
@@ -162,26 +163,32 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             stats.counts["candidates"] += len(candidates)
 
             # 3. cheap instruction filters, here in the driver
-            survivors = run_filters(instruction_filters, candidates)
+            with stats.timed("instruction_filters"):
+                survivors = run_filters(instruction_filters, candidates)
 
             # 4. dedup in the pool actor: the single owner decides, in order
-            decisions = ray.get(pool.offer.remote(survivors))
-            new = [d.record for d in decisions if d.kept]
-            for d in decisions:
-                if not d.kept:
+            with stats.timed("dedup"):
+                decisions = ray.get(pool.offer.remote(survivors))
+            new = []
+            for record, d in zip(survivors, decisions, strict=True):
+                record.most_similar, record.avg_similarity = d.most_similar, d.avg_similarity
+                if d.kept:
+                    new.append(record)
+                else:
                     dropped.append(
                         Dropped(
                             filter=d.filter or "dedup",
                             reason=d.reason or "",
                             stage="dedup",
                             round=current_round,
-                            item=_brief(d.record),
+                            item=_brief(record),
                         )
                     )
 
             # 5. classify, then write instances
             if classify is not None and new:
-                results = run_on_workers(workers, classify, new)
+                with stats.timed("classify"):
+                    results = run_on_workers(workers, classify, new)
                 stats.teacher_call("classify", [r for r, _ in results])
                 for record, (response, is_clf) in zip(new, results, strict=True):
                     # An unreadable answer counts as "not classification": input-first still works.
@@ -189,14 +196,16 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                     record.provenance.append(provenance("classify", identity, response))
                     stats.stages["classify"]["unreadable"] += response.ok and is_clf is None
             if instances is not None and new:
-                results = run_on_workers(workers, instances, new)
+                with stats.timed("instances"):
+                    results = run_on_workers(workers, instances, new)
                 stats.teacher_call("instances", [r for r, _ in results])
                 for record, (response, parsed) in zip(new, results, strict=True):
                     record.instances = parsed or []
                     record.provenance.append(provenance("instances", identity, response))
-            for record in new:
-                filtered = apply_instance_filters(record, instance_filters) if record.instances else None
-                record.instances = filtered.instances if filtered is not None else []
+            with stats.timed("instance_filters"):
+                for record in new:
+                    filtered = apply_instance_filters(record, instance_filters) if record.instances else None
+                    record.instances = filtered.instances if filtered is not None else []
 
             # 6. write the round, then commit it
             newly_kept = sum(1 for r in new if r.instances)
@@ -209,12 +218,13 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             stats.add_filter_stats(_pop_stats(instance_filters))
             stats.add_filter_stats(ray.get(pool.pop_filter_stats.remote()))
             stats.elapsed_s = elapsed_before + time.monotonic() - started
-            folder.append_records(new)
-            folder.append_dropped(dropped)
-            folder.commit_round({"round": current_round, "stats": stats.to_state()})
-            write_json_atomic(
-                folder.file(STATS), stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
-            )
+            with stats.timed("write"):
+                folder.append_records(new)
+                folder.append_dropped(dropped)
+                folder.commit_round({"round": current_round, "stats": stats.to_state()})
+                write_json_atomic(
+                    folder.file(STATS), stats.summary(cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
+                )
 
             log.info(
                 "round %d: %d candidates, %d dropped, %d accepted, %d with instances; kept %d/%d",

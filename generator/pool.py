@@ -14,16 +14,21 @@ import ray
 from pydantic import BaseModel
 
 from filters.base import Filter, FilterSpec, build_filters
-from generator.records import Record
+from generator.records import Record, Similar
 
 
 class Decision(BaseModel):
-    """The pool's verdict on one candidate."""
+    """The pool's verdict on one candidate, aligned with the offered list.
 
-    record: Record
+    It carries what dedup learned about the item (its nearest pool items) rather than the record
+    itself: the driver already holds the records, so only the verdicts cross the actor boundary.
+    """
+
     kept: bool
     filter: str | None = None
     reason: str | None = None
+    most_similar: list[Similar] = []
+    avg_similarity: float | None = None
 
 
 class Pool:
@@ -42,7 +47,7 @@ class Pool:
         fill the prompt. Each seed fixes its draw, so a resumed run makes the same prompts; one call
         serves a whole round (an actor call per prompt would cost more than the sampling).
         """
-        return [self._mix(random.Random(seed), n_seed, n_machine) for seed in seeds]
+        return [[_for_prompt(r) for r in self._mix(random.Random(seed), n_seed, n_machine)] for seed in seeds]
 
     def _mix(self, rng: random.Random, n_seed: int, n_machine: int) -> list[Record]:
         machine = rng.sample(self.machine, min(n_machine, len(self.machine)))
@@ -55,14 +60,15 @@ class Pool:
         """Run each candidate through the dedup filters in order; keep it in the pool if it passes."""
         decisions = []
         for record in candidates:
-            decision = Decision(record=record, kept=True)
+            decision = Decision(kept=True)
             for f in self.filters:
                 kept, reason = f.apply(record)
                 if not kept:
-                    decision = Decision(record=record, kept=False, filter=f.name, reason=reason)
+                    decision = Decision(kept=False, filter=f.name, reason=reason)
                     break
             if decision.kept:
                 self.machine.append(record)
+            decision.most_similar, decision.avg_similarity = record.most_similar, record.avg_similarity
             decisions.append(decision)
         return decisions
 
@@ -82,6 +88,11 @@ class Pool:
 
     def size(self) -> dict[str, int]:
         return {"seeds": len(self.seeds), "machine": len(self.machine)}
+
+
+def _for_prompt(record: Record) -> Record:
+    """What a prompt needs of an example: its text, id and instances, not its provenance."""
+    return record.model_copy(update={"provenance": [], "most_similar": [], "parent_ids": [], "meta": {}})
 
 
 def _preload(f: Filter, record: Record) -> None:

@@ -6,7 +6,10 @@ added back on restart).
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from generator.teachers.base import TeacherResponse
@@ -19,6 +22,9 @@ class RunStats:
         self.filters: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.counts: Counter[str] = Counter(saved.get("counts", {}))
         self.elapsed_s: float = float(saved.get("elapsed_s", 0.0))
+        self.timings: defaultdict[str, float] = defaultdict(
+            float, saved.get("timings", {})
+        )  # seconds per step
         for stage, counters in saved.get("stages", {}).items():
             self.stages[stage].update(counters)
         for name, counters in saved.get("filters", {}).items():
@@ -38,6 +44,15 @@ class RunStats:
                 0 if r.cached else r.completion_tokens
             )  # what the teacher really produced
 
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Add the wall time of the block to `timings[step]`: where a run spends its time."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] += time.perf_counter() - start
+
     def add_filter_stats(self, stats: dict[str, dict[str, int]]) -> None:
         for name, counters in stats.items():
             self.filters[name].update(counters)
@@ -49,6 +64,7 @@ class RunStats:
         return {
             "counts": dict(self.counts),
             "elapsed_s": self.elapsed_s,
+            "timings": dict(self.timings),
             "stages": {k: dict(v) for k, v in self.stages.items()},
             "filters": {k: dict(v) for k, v in self.filters.items()},
         }
@@ -76,6 +92,7 @@ class RunStats:
                 "generated_tokens_per_s": round(generated / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             },
             "wall_time_s": round(self.elapsed_s, 2),
+            "step_seconds": {k: round(v, 2) for k, v in self.timings.items()},
             # The estimate prices every token, cached or not: what the dataset would cost from scratch.
             "cost_estimate_usd": round(
                 prompt * price_prompt_per_1m / 1e6 + completion * price_completion_per_1m / 1e6, 6
