@@ -35,7 +35,7 @@ def test_worker_count_does_not_change_the_dataset(ray_session, small_seeds: Path
 
 def test_garbage_responses_are_counted_not_fatal(ray_session, small_seeds: Path, tmp_path: Path):
     summary = run(
-        config(small_seeds, tmp_path / "g", target=1, max_rounds=2),
+        config(small_seeds, tmp_path / "g", target=20, max_rounds=2),
         lambda: ScriptedTeacher(lambda r: "\x00<<garbage"),
     )
     assert summary["counts"].get("dataset_instructions", 0) == 0
