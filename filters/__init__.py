@@ -4,4 +4,13 @@ Importing the package registers every built-in filter by name (see `filters.base
 The semantic filter registers too, but loads its model (torch, sentence-transformers) only when built.
 """
 
-from filters import decontaminate, eliminator, heuristics, instances, minhash, quality, rouge, semantic  # noqa: F401  (registration)  # noqa: F401  (Evol-Instruct eliminator rules, score filter)
+from filters import (  # noqa: F401  (imported to register their filters)
+    decontaminate,
+    eliminator,
+    heuristics,
+    instances,
+    minhash,
+    quality,
+    rouge,
+    semantic,
+)
