@@ -103,7 +103,7 @@ def part_raw_vllm(args: argparse.Namespace, model: str) -> dict:
     from vllm import LLM
     from vllm import SamplingParams as VSamplingParams
 
-    from generator.teachers.vllm_engine import cpu_dtype, sampling_kwargs
+    from generator.teachers.vllm_engine import cpu_engine_kwargs, sampling_kwargs
 
     _, _, requests = workload(args.prompts, args.max_tokens)
     # The same KV cache as the in-process engine gets (without it vLLM-CPU reserves 92% of RAM and
@@ -111,7 +111,7 @@ def part_raw_vllm(args: argparse.Namespace, model: str) -> dict:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     started = time.monotonic()
     gpu = _gpu()
-    engine_kwargs: dict[str, Any] = {} if gpu else {"dtype": cpu_dtype(), "enforce_eager": True}
+    engine_kwargs: dict[str, Any] = {} if gpu else cpu_engine_kwargs(args.max_model_len)
     llm = LLM(model=model, max_model_len=args.max_model_len, disable_log_stats=True, **engine_kwargs)
     init_s = time.monotonic() - started
     params = [VSamplingParams(**sampling_kwargs(r.params, r.params.max_tokens)) for r in requests]
@@ -194,14 +194,14 @@ def free_port() -> int:
 
 
 def part_server(args: argparse.Namespace, model: str) -> list[dict]:
-    from generator.teachers.vllm_engine import cpu_dtype
+    from generator.teachers.vllm_engine import cpu_server_flags
 
     port = free_port()
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
         "--served-model-name", "smol", "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", str(args.max_model_len), "--dtype", "auto" if _gpu() else cpu_dtype(),
-        "--enforce-eager", "--disable-log-stats",
+        "--max-model-len", str(args.max_model_len), "--disable-log-stats",
+        *(["--dtype", "auto"] if _gpu() else cpu_server_flags(args.max_model_len)),
     ]  # fmt: skip
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
     fd, log_name = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")

