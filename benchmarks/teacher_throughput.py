@@ -157,13 +157,19 @@ def pipeline_call(make_teacher: Any, args: argparse.Namespace, name: str, **extr
 
 
 class _VLLMFactory:
-    def __init__(self, model: str, max_in_flight: int, max_model_len: int) -> None:
+    def __init__(self, model: str, max_in_flight: int, max_model_len: int, replicas: int = 1) -> None:
         self.model, self.max_in_flight, self.max_model_len = model, max_in_flight, max_model_len
+        self.replicas = replicas
 
     def __call__(self) -> Any:
         from generator.teachers.vllm_engine import VLLMTeacher
 
-        return VLLMTeacher(self.model, max_in_flight=self.max_in_flight, max_model_len=self.max_model_len)
+        return VLLMTeacher(
+            self.model,
+            replicas=self.replicas,
+            max_in_flight=self.max_in_flight,
+            max_model_len=self.max_model_len,
+        )
 
 
 class _OpenAIFactory:
@@ -183,8 +189,13 @@ class _OpenAIFactory:
 
 
 def part_in_process(args: argparse.Namespace, model: str) -> dict:
-    factory = _VLLMFactory(model, max_in_flight=args.prompts, max_model_len=args.max_model_len)
-    return pipeline_call(factory, args, "(b) pipeline, in-process vLLM backend", in_flight=args.prompts)
+    # max_in_flight is per replica: all prompts in flight at once, as in (a)
+    per_replica = -(-args.prompts // args.replicas)
+    factory = _VLLMFactory(model, per_replica, args.max_model_len, args.replicas)
+    name = "(b) pipeline, in-process vLLM backend" + (
+        f", {args.replicas} replicas" if args.replicas > 1 else ""
+    )
+    return pipeline_call(factory, args, name, in_flight=args.prompts)
 
 
 def free_port() -> int:
@@ -321,7 +332,7 @@ def run_child(part: str, args: argparse.Namespace) -> Any:
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         cmd = [sys.executable, __file__, "--part", part, "--json-out", f.name, "--prompts", str(args.prompts),
                "--max-tokens", str(args.max_tokens), "--max-model-len", str(args.max_model_len),
-               "--hf-batch", str(args.hf_batch), "--hf-threads", str(args.hf_threads), "--concurrency", *map(str, args.concurrency)]  # fmt: skip
+               "--hf-batch", str(args.hf_batch), "--hf-threads", str(args.hf_threads), "--replicas", str(args.replicas), "--concurrency", *map(str, args.concurrency)]  # fmt: skip
         if args.model:
             cmd += ["--model", args.model]
         subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
@@ -385,6 +396,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=300)
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--hf-batch", type=int, default=8)
+    p.add_argument("--replicas", type=int, default=1, help="vLLM engines for (b) (data parallel)")
     p.add_argument("--hf-threads", type=int, default=0, help="torch threads for (d) (default: CPUs - 1)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--model", default=None, help="HF folder or hub id (default: the embedded model)")
