@@ -48,6 +48,7 @@ def pipeline(target: int, workdir: Path) -> dict[str, float]:
     summary = run(config, ScriptedTeacher)
     seconds = summary["wall_time_s"]  # the loop itself: Ray start-up and shutdown are not the pipeline's
     candidates = summary["counts"]["candidates"]
+    print(f"  step seconds at {target} kept: {json.dumps(summary['step_seconds'])}", flush=True)
     return {"kept": summary["counts"]["accepted"], "candidates": candidates, "seconds": seconds,
             "candidates_per_s": candidates / seconds}  # fmt: skip
 

@@ -15,6 +15,7 @@ empty output, input == output, truncated → (conflicting outputs, exact duplica
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 
 from filters.base import Filter, register
 from generator.records import Instance, Record
@@ -159,13 +160,22 @@ def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[
         if isinstance(f, InstanceFilter):
             f.start_task()
     instances = list(record.instances)
-    for f in chain:
+    for per_instance, group in groupby(chain, key=lambda f: bool(getattr(f, "per_instance", False))):
         if not instances:
             break
-        if getattr(f, "per_instance", False):
-            instances = [i for i in instances if f.apply(record.model_copy(update={"instances": [i]}))[0]]
-        elif not f.apply(record.model_copy(update={"instances": instances}))[0]:
+        rules = list(group)
+        if per_instance:
+            # A run of per-instance rules: one copy per instance, which stops at the first rule that
+            # drops it (the same counts as running each rule over all instances in turn).
+            instances = [i for i in instances if _passes(rules, record.model_copy(update={"instances": [i]}))]
+            continue
+        view = record.model_copy(update={"instances": instances})
+        if not _passes(rules, view):
             return None
     if not instances:
         return None
     return record.model_copy(update={"instances": instances})
+
+
+def _passes(rules: list[Filter], item: Record) -> bool:
+    return all(f.apply(item)[0] for f in rules)

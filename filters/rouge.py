@@ -27,7 +27,10 @@ common words such as "the" for every candidate, which grows with the pool. The p
 same guarantee (it never skips a pair that can pass) and skips those lists.
 
 Kept items get what the originals store: the top-k most similar pool items and the mean F against the
-whole pool, from one vectorised `cdist` row (exact scores, pool order breaks ties).
+pool before them (exact scores, pool order breaks ties). That needs every pair, so it is kept off the
+decision path: `annotate_kept()` scores all records kept since its last call in one `cdist` matrix
+(rapidfuzz compares many short queries at once with SIMD, about 5x one query at a time), and each row
+is cut at the record's own pool position, so the result equals scoring each record when it was kept.
 """
 
 from __future__ import annotations
@@ -284,9 +287,10 @@ def top_similar(scores: np.ndarray, k: int) -> list[int]:
     if len(scores) <= k:
         part = np.arange(len(scores))
     else:
-        # argpartition cuts a tie at the k-th score arbitrarily, so rebuild the set: everything above
-        # the k-th score, then the earliest items equal to it
-        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        # Only the k-th highest value is taken from the partition (a value partition is about twice
+        # as fast as argpartition); a tie at it is cut by position: everything above the k-th score,
+        # then the earliest items equal to it.
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
         above = np.flatnonzero(scores > kth)
         part = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
     order = np.lexsort((part, -scores[part]))
@@ -311,6 +315,12 @@ class DedupFilter(Filter):
     def prepare(self, records: Iterable[Record]) -> None:
         """A hint that these records are offered next, so a filter can batch work (embeddings)."""
 
+    def annotate_kept(self) -> None:
+        """Fill `most_similar` / `avg_similarity` on the records kept since the last call, in one batch.
+
+        A filter that fills them while it decides (or not at all) has nothing to do here.
+        """
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -326,8 +336,9 @@ class RougeLFilter(DedupFilter):
     Args:
         threshold: reject when max F > threshold (Self-Instruct and Alpaca: 0.7).
         top_k: how many most-similar pool items a kept record stores (the originals keep 10).
-        similarity: fill `most_similar` and `avg_similarity` on kept records. Costs one exact LCS per
-            pool item per kept record; switch off when only the decisions matter.
+        similarity: fill `most_similar` and `avg_similarity` on kept records when `annotate_kept()`
+            is called. Costs one exact LCS per pool item per kept record; switch off when only the
+            decisions matter.
     """
 
     name = "rouge_l"
@@ -339,6 +350,7 @@ class RougeLFilter(DedupFilter):
         self.top_k = top_k
         self.similarity = similarity
         self.reason = reason_for(self.name, threshold)
+        self._unscored: list[tuple[Record, int]] = []  # kept records and their pool positions
 
     def __len__(self) -> int:
         return len(self.index)
@@ -354,11 +366,26 @@ class RougeLFilter(DedupFilter):
             # the dropped item says what it duplicated (written to dropped.jsonl with the reason)
             item.meta["near_duplicate"] = {"text": index.texts[match.position], "score": match.score}
             return False, self.reason
+        position = index.add(item.instruction)
         if self.similarity:
-            scores = index._scores(enc)
-            item.most_similar = [
-                Similar(text=index.texts[i], score=float(scores[i])) for i in top_similar(scores, self.top_k)
-            ]
-            item.avg_similarity = float(np.mean(scores)) if len(scores) else None
-        index.add(item.instruction)
+            self._unscored.append((item, position))
         return True
+
+    def annotate_kept(self, chunk: int = 256) -> None:
+        """Top-k and mean F of each record kept since the last call, against the pool before it."""
+        pending, self._unscored = self._unscored, []
+        index = self.index
+        for start in range(0, len(pending), chunk):  # chunks bound the matrix: chunk x pool int32
+            part = pending[start : start + chunk]
+            end = part[-1][1]  # the last record's position: every row needs at most the pool before it
+            queries = [index._seqs[pos] for _, pos in part]
+            lcs = process.cdist(queries, index._seqs[:end], scorer=LCSseq.similarity, dtype=np.int32)
+            lens = np.array(index._lens[:end], dtype=np.int32)
+            for (item, pos), row in zip(part, lcs, strict=True):
+                if pos == 0:  # nothing before it
+                    continue
+                scores = rouge_f_row(row[:pos], index._lens[pos], lens[:pos])
+                item.most_similar = [
+                    Similar(text=index.texts[i], score=float(scores[i])) for i in top_similar(scores, self.top_k)
+                ]
+                item.avg_similarity = float(np.mean(scores))

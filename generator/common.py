@@ -67,7 +67,9 @@ def check_config(folder: RunFolder, config: RunConfig) -> None:
 
 def brief(record: Record) -> dict[str, Any]:
     """What dropped.jsonl keeps of a dropped item: enough to read why, not its full provenance."""
-    return record.model_dump(include={"id", "instruction", "origin", "round", "instances", "most_similar"})
+    return record.model_dump(
+        include={"id", "instruction", "origin", "round", "instances", "most_similar", "meta"}
+    )
 
 
 def pop_stats(filters: list[Filter]) -> dict[str, dict[str, int]]:

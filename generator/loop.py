@@ -32,7 +32,7 @@ from generator.common import stop_actors as _stop_actors
 from generator.config import RunConfig
 from generator.output import ALPACA, STATS, RunFolder, write_json_atomic
 from generator.pool import PoolActor
-from generator.records import Dropped, Record, alpaca_rows, seed_to_record
+from generator.records import Dropped, Record, Similar, alpaca_rows, as_example, seed_to_record
 from generator.seeds import load_seeds
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask
@@ -96,8 +96,11 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
         else None
     )
 
-    pool: Any = PoolActor.remote([seed_to_record(s) for s in seeds], cfg.dedup or [])
+    seed_records = [seed_to_record(s) for s in seeds]
+    pool: Any = PoolActor.remote(seed_records, cfg.dedup or [])
     ray.get(pool.restore.remote(accepted))
+    # The pool samples ids; the driver turns them into in-context examples (copied once, when kept).
+    examples = {r.id: as_example(r) for r in [*seed_records, *accepted]}
     workers: list[Any] = [WorkerActor.remote(make_teacher) for _ in range(cfg.num_workers)]
     backend, model = ray.get(workers[0].identity.remote())
     identity = (str(backend), str(model))
@@ -134,7 +137,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                     ProposeRow(
                         round=current_round,
                         index=i,
-                        examples=mix,
+                        examples=[examples[id_] for id_ in mix],
                         seed=derive_seed(cfg.seed, "propose", current_round, i),
                     )
                     for i, mix in enumerate(mixes)
@@ -166,24 +169,27 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             with stats.timed("instruction_filters"):
                 survivors = run_filters(instruction_filters, candidates)
 
-            # 4. dedup in the pool actor: the single owner decides, in order
+            # 4. dedup in the pool actor: the single owner decides, in order. The neighbours of the kept
+            # items (top-10 similar, mean similarity) are scored there while the workers write instances.
             with stats.timed("dedup"):
-                decisions = ray.get(pool.offer.remote(survivors))
+                verdicts = ray.get(pool.offer.remote([(r.id, r.instruction) for r in survivors]))
+            neighbours = pool.describe_kept.remote()
             new = []
-            for record, d in zip(survivors, decisions, strict=True):
-                record.most_similar, record.avg_similarity = d.most_similar, d.avg_similarity
-                if d.kept:
+            for record, v in zip(survivors, verdicts, strict=True):
+                if v.kept:
                     new.append(record)
-                else:
-                    dropped.append(
-                        Dropped(
-                            filter=d.filter or "dedup",
-                            reason=d.reason or "",
-                            stage="dedup",
-                            round=current_round,
-                            item=_brief(record),
-                        )
+                    continue
+                if v.detail is not None:
+                    record.meta["near_duplicate"] = v.detail
+                dropped.append(
+                    Dropped(
+                        filter=v.filter or "dedup",
+                        reason=v.reason or "",
+                        stage="dedup",
+                        round=current_round,
+                        item=_brief(record),
                     )
+                )
 
             # 5. classify, then write instances
             if classify is not None and new:
@@ -202,6 +208,10 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                 for record, (response, parsed) in zip(new, results, strict=True):
                     record.instances = parsed or []
                     record.provenance.append(provenance("instances", identity, response))
+            with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
+                for record, n in zip(new, ray.get(neighbours), strict=True):
+                    record.most_similar = [Similar.model_construct(text=t, score=f) for t, f in n.most_similar]
+                    record.avg_similarity = n.avg_similarity
             with stats.timed("instance_filters"):
                 for record in new:
                     filtered = apply_instance_filters(record, instance_filters) if record.instances else None
@@ -211,6 +221,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             newly_kept = sum(1 for r in new if r.instances)
             kept += newly_kept
             accepted.extend(new)
+            examples.update((r.id, as_example(r)) for r in new)
             stats.counts["accepted"] += len(new)
             stats.counts["accepted_with_instances"] += newly_kept
             stats.counts["rounds"] += 1

@@ -8,76 +8,102 @@ owner for every worker; as a plain object it is easy to unit-test.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 import ray
-from pydantic import BaseModel
 
 from filters.base import Filter, FilterSpec, build_filters
-from generator.records import Record, Similar
+from filters.rouge import DedupFilter
+from generator.records import Record
 
 
-class Decision(BaseModel):
+class Verdict(NamedTuple):
     """The pool's verdict on one candidate, aligned with the offered list.
 
-    It carries what dedup learned about the item (its nearest pool items) rather than the record
-    itself: the driver already holds the records, so only the verdicts cross the actor boundary.
+    Only the verdict crosses the actor boundary, not the record: the driver already holds the records.
+    A plain tuple, since a round's verdicts are pickled on every round. `detail` says what a dropped
+    item duplicated, when the filter knows (`{"text": ..., "score": ...}`).
     """
 
     kept: bool
     filter: str | None = None
     reason: str | None = None
-    most_similar: list[Similar] = []
-    avg_similarity: float | None = None
+    detail: dict[str, Any] | None = None
+
+
+class Neighbours(NamedTuple):
+    """What dedup learned about a kept record: its most similar pool items and mean similarity."""
+
+    most_similar: list[tuple[str, float]]
+    avg_similarity: float | None
 
 
 class Pool:
+    """Instruction ids (seeds first, then machine tasks in the order they were kept) and the dedup
+    filters. It judges instruction text only, so candidates cross the actor boundary as
+    `(id, instruction)` pairs and mixes come back as ids: the driver holds the records themselves.
+    """
+
     def __init__(self, seeds: list[Record], dedup: list[FilterSpec]) -> None:
-        self.seeds = list(seeds)
-        self.machine: list[Record] = []
+        self.seeds = [r.id for r in seeds]
+        self.machine: list[str] = []
         self.filters: list[Filter] = build_filters(dedup)
+        self._undescribed: list[Record] = []  # kept, but `describe_kept` has not run on them yet
         for f in self.filters:
-            for seed in self.seeds:
+            for seed in seeds:
                 _preload(f, seed)
 
-    def sample(self, seeds: list[int], n_seed: int, n_machine: int) -> list[list[Record]]:
-        """One in-context mix per seed: up to `n_machine` machine tasks, the rest seeds, shuffled.
+    def sample(self, seeds: list[int], n_seed: int, n_machine: int) -> list[list[str]]:
+        """One in-context mix of ids per seed: up to `n_machine` machine tasks, the rest seeds, shuffled.
 
         Uniform sampling, as in Self-Instruct. Early on the machine pool is empty or small, so seeds
         fill the prompt. Each seed fixes its draw, so a resumed run makes the same prompts; one call
         serves a whole round (an actor call per prompt would cost more than the sampling).
         """
-        return [[_for_prompt(r) for r in self._mix(random.Random(seed), n_seed, n_machine)] for seed in seeds]
+        return [self._mix(random.Random(seed), n_seed, n_machine) for seed in seeds]
 
-    def _mix(self, rng: random.Random, n_seed: int, n_machine: int) -> list[Record]:
+    def _mix(self, rng: random.Random, n_seed: int, n_machine: int) -> list[str]:
         machine = rng.sample(self.machine, min(n_machine, len(self.machine)))
         seeds = rng.sample(self.seeds, min(n_seed + n_machine - len(machine), len(self.seeds)))
         mix = machine + seeds
         rng.shuffle(mix)
         return mix
 
-    def offer(self, candidates: list[Record]) -> list[Decision]:
-        """Run each candidate through the dedup filters in order; keep it in the pool if it passes."""
-        decisions = []
-        for record in candidates:
-            decision = Decision(kept=True)
+    def offer(self, candidates: list[tuple[str, str]]) -> list[Verdict]:
+        """Run each `(id, instruction)` through the dedup filters in order; keep it if it passes."""
+        verdicts = []
+        for id_, instruction in candidates:
+            record = Record(id=id_, instruction=instruction, origin="candidate")
+            verdict = Verdict(kept=True)
             for f in self.filters:
                 kept, reason = f.apply(record)
                 if not kept:
-                    decision = Decision(kept=False, filter=f.name, reason=reason)
+                    verdict = Verdict(False, f.name, reason, record.meta.get("near_duplicate"))
                     break
-            if decision.kept:
-                self.machine.append(record)
-            decision.most_similar, decision.avg_similarity = record.most_similar, record.avg_similarity
-            decisions.append(decision)
-        return decisions
+            if verdict.kept:
+                self.machine.append(id_)
+                self._undescribed.append(record)
+            verdicts.append(verdict)
+        return verdicts
+
+    def describe_kept(self) -> list[Neighbours]:
+        """Neighbours of every record kept since the last call, in the order they were kept.
+
+        Separate from `offer` because it costs more than the decisions (every pool pair) and nothing
+        in the round waits for it: the loop asks for it while the workers write instances.
+        """
+        for f in self.filters:
+            if isinstance(f, DedupFilter):
+                f.annotate_kept()
+        fresh, self._undescribed = self._undescribed, []
+        return [Neighbours([(s.text, s.score) for s in r.most_similar], r.avg_similarity) for r in fresh]
 
     def restore(self, accepted: list[Record]) -> None:
         """Resume: re-add previously accepted records, in their original order, without counting."""
         for record in accepted:
             for f in self.filters:
                 _preload(f, record)
-            self.machine.append(record)
+            self.machine.append(record.id)
 
     def pop_filter_stats(self) -> dict[str, dict[str, int]]:
         """The dedup counters since the last call (the driver adds them to the run's totals)."""
@@ -88,11 +114,6 @@ class Pool:
 
     def size(self) -> dict[str, int]:
         return {"seeds": len(self.seeds), "machine": len(self.machine)}
-
-
-def _for_prompt(record: Record) -> Record:
-    """What a prompt needs of an example: its text, id and instances, not its provenance."""
-    return record.model_copy(update={"provenance": [], "most_similar": [], "parent_ids": [], "meta": {}})
 
 
 def _preload(f: Filter, record: Record) -> None:

@@ -103,6 +103,11 @@ def seed_to_record(task: SeedTask) -> Record:
     )
 
 
+def as_example(record: Record) -> Record:
+    """A record as an in-context example needs it: text, id and instances, not provenance or scores."""
+    return record.model_copy(update={"provenance": [], "most_similar": [], "parent_ids": [], "meta": {}})
+
+
 def alpaca_rows(record: Record) -> list[AlpacaRow]:
     """One Alpaca row per instance (Self-Instruct writes one row per instance too)."""
     return [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from itertools import accumulate
 
 from generator.teachers.base import TeacherRequest, TeacherResponse
 
@@ -28,13 +29,17 @@ class ScriptedTeacher:
         for request in requests:
             self.calls += 1
             answer = self.script(request)
+            key = request.cache_key(self.backend, self.model)
             if isinstance(answer, str):
                 answer = TeacherResponse(
                     text=answer,
                     prompt_tokens=len(request.text().split()),
                     completion_tokens=len(answer.split()),
+                    request_key=key,
                 )
-            out.append(answer.model_copy(update={"request_key": request.cache_key(self.backend, self.model)}))
+            else:
+                answer = answer.model_copy(update={"request_key": key})
+            out.append(answer)
         return out
 
     async def close(self) -> None:
@@ -94,6 +99,7 @@ def _vocabulary(size: int = 3000) -> tuple[list[str], list[float]]:
 
 
 _WORDS, _WEIGHTS = _vocabulary()
+_CUM_WEIGHTS = list(accumulate(_WEIGHTS))  # what `choices(weights=...)` would rebuild on every call
 
 
 def synthetic_instruction(rng: random.Random) -> str:
@@ -101,7 +107,7 @@ def synthetic_instruction(rng: random.Random) -> str:
 
     Few fixed words: a shared template would make every pair look alike to ROUGE-L.
     """
-    body = " ".join(rng.choices(_WORDS, weights=_WEIGHTS, k=rng.randint(5, 10)))
+    body = " ".join(rng.choices(_WORDS, cum_weights=_CUM_WEIGHTS, k=rng.randint(5, 10)))
     return f"{rng.choice(_VERBS.split())} the {body} for {rng.choice(_AUDIENCES)}"
 
 

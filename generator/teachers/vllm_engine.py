@@ -692,6 +692,9 @@ class VLLMTeacher:
         self._kill_actors()
 
     def _kill_actors(self) -> None:
+        if not ray.is_initialized():  # Ray is gone, and its actors with it (ray.kill would start a new one)
+            self._actors, self._placement_groups = [], []
+            return
         for actor in self._actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)

@@ -43,6 +43,8 @@ def test_kept_record_gets_top_k_and_average_like_self_instruct() -> None:
     f.add_many(rec(s) for s in SEEDS)
     r = rec("Write three tips for the sea.")
     assert f.filter(r) is True
+    assert r.most_similar == []  # scored later, in a batch, off the decision path
+    f.annotate_kept()
     scores = [SCORER.score(s, r.instruction)["rougeL"].fmeasure for s in SEEDS]
     assert [(s.text, s.score) for s in r.most_similar] == sorted(
         zip(SEEDS, scores, strict=True), key=lambda p: -p[1]
@@ -55,6 +57,7 @@ def test_similarity_can_be_switched_off() -> None:
     f.add(rec(SEEDS[0]))
     r = rec("Name five rivers in Africa.")
     assert f.filter(r) is True
+    f.annotate_kept()
     assert r.most_similar == [] and r.avg_similarity is None
 
 

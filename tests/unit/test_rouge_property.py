@@ -97,28 +97,30 @@ def test_decisions_match_rouge_score_loop(seeds: list[str], stream: list[str], t
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seeds=streams(), stream=streams())
-def test_similarity_stats_match_oracle(seeds: list[str], stream: list[str]) -> None:
-    """Kept records carry the oracle's top-10 scores and mean F over the pool, as Self-Instruct stores."""
+@given(seeds=streams(), stream=streams(), chunk=st.integers(1, 8))
+def test_similarity_stats_match_oracle(seeds: list[str], stream: list[str], chunk: int) -> None:
+    """Kept records carry the oracle's top-10 scores and mean F over the pool before them, as
+    Self-Instruct stores, although they are scored later, together, in chunks of any size."""
     f = RougeLFilter(threshold=0.7, top_k=10)
     for s in seeds:
         f.add(Record(id=s, instruction=s, origin="seed"))
     pool = list(seeds)
+    kept: list[tuple[Record, list[str]]] = []  # each kept record and the pool it joined
     for cand in stream:
         rec = Record(id="c", instruction=cand, origin="test")
-        kept, _ = f.apply(rec)
-        if not kept:
-            continue
-        scores = [SCORER.score(prev, cand)["rougeL"].fmeasure for prev in pool]
-        if pool:
+        if f.apply(rec)[0]:
+            kept.append((rec, list(pool)))
+            pool.append(cand)
+    f.annotate_kept(chunk=chunk)
+    for rec, before in kept:
+        scores = [SCORER.score(prev, rec.instruction)["rougeL"].fmeasure for prev in before]
+        if before:
             assert rec.avg_similarity == pytest.approx(float(np.mean(scores)), abs=1e-12)
-            top = sorted(scores, reverse=True)[:10]
-            assert [s.score for s in rec.most_similar] == top
+            assert [s.score for s in rec.most_similar] == sorted(scores, reverse=True)[:10]
             for s in rec.most_similar:
-                assert SCORER.score(s.text, cand)["rougeL"].fmeasure == s.score
+                assert SCORER.score(s.text, rec.instruction)["rougeL"].fmeasure == s.score
         else:
             assert rec.most_similar == [] and rec.avg_similarity is None
-        pool.append(cand)
 
 
 @given(st.text(max_size=40))
