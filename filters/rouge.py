@@ -90,6 +90,10 @@ def rouge_f_row(lcs: np.ndarray, m: int, lens: np.ndarray) -> np.ndarray:
     return f
 
 
+# a kept record, its top-k most similar pool items as (text, F), and its mean F over the pool before it
+Neighbourhood = tuple[Record, list[tuple[str, float]], float | None]
+
+
 class Match(NamedTuple):
     """The pool item that makes a candidate a near-duplicate: its position in the pool and its score."""
 
@@ -321,6 +325,10 @@ class DedupFilter(Filter):
         A filter that fills them while it decides (or not at all) has nothing to do here.
         """
 
+    def neighbours_kept(self) -> list[Neighbourhood]:
+        """What `annotate_kept` would fill, as `(record, [(text, score)], mean)`, without filling it."""
+        return []
+
     def __len__(self) -> int:
         raise NotImplementedError
 
@@ -372,9 +380,22 @@ class RougeLFilter(DedupFilter):
         return True
 
     def annotate_kept(self, chunk: int = 256) -> None:
-        """Top-k and mean F of each record kept since the last call, against the pool before it."""
+        for item, most_similar, avg in self.neighbours_kept(chunk):
+            item.most_similar = [Similar(text=text, score=score) for text, score in most_similar]
+            item.avg_similarity = avg
+
+    def neighbours_kept(self, chunk: int = 256) -> list[Neighbourhood]:
+        """Top-k `(text, F)` and mean F of each record kept since the last call, against the pool before
+        it (plain tuples: the pool actor sends them on without building models).
+
+        Ranking uses LCS/(m+n), which is F/2 correctly rounded: equal F values (as fractions) tie
+        exactly, so the earliest pool item wins a tie whatever rouge-score's last-bit rounding does,
+        and it costs two array operations instead of rouge-score's five. The reported scores are
+        rouge-score's own values (`rouge_f`) for the k items.
+        """
         pending, self._unscored = self._unscored, []
         index = self.index
+        out: list[Neighbourhood] = []
         for start in range(0, len(pending), chunk):  # chunks bound the matrix: chunk x pool int32
             part = pending[start : start + chunk]
             end = part[-1][1]  # the last record's position: every row needs at most the pool before it
@@ -383,9 +404,13 @@ class RougeLFilter(DedupFilter):
             lens = np.array(index._lens[:end], dtype=np.int32)
             for (item, pos), row in zip(part, lcs, strict=True):
                 if pos == 0:  # nothing before it
+                    out.append((item, [], None))
                     continue
-                scores = rouge_f_row(row[:pos], index._lens[pos], lens[:pos])
-                item.most_similar = [
-                    Similar(text=index.texts[i], score=float(scores[i])) for i in top_similar(scores, self.top_k)
+                m = index._lens[pos]
+                half_f = row[:pos] / (m + lens[:pos]) if m else np.zeros(pos)
+                top = [
+                    (index.texts[j], rouge_f(int(row[j]), m, index._lens[j]))
+                    for j in top_similar(half_f, self.top_k)
                 ]
-                item.avg_similarity = float(np.mean(scores))
+                out.append((item, top, 2 * float(half_f.mean())))
+        return out

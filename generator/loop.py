@@ -210,7 +210,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                     record.provenance.append(provenance("instances", identity, response))
             with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
                 for record, n in zip(new, ray.get(neighbours), strict=True):
-                    record.most_similar = [Similar.model_construct(text=t, score=f) for t, f in n.most_similar]
+                    record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
                     record.avg_similarity = n.avg_similarity
             with stats.timed("instance_filters"):
                 for record in new:

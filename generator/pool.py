@@ -92,11 +92,16 @@ class Pool:
         Separate from `offer` because it costs more than the decisions (every pool pair) and nothing
         in the round waits for it: the loop asks for it while the workers write instances.
         """
+        found: dict[int, Neighbours] = {}
         for f in self.filters:
             if isinstance(f, DedupFilter):
-                f.annotate_kept()
+                found.update((id(r), Neighbours(top, avg)) for r, top, avg in f.neighbours_kept())
         fresh, self._undescribed = self._undescribed, []
-        return [Neighbours([(s.text, s.score) for s in r.most_similar], r.avg_similarity) for r in fresh]
+        # a filter that filled them while deciding left them on the record
+        return [
+            found.get(id(r)) or Neighbours([(s.text, s.score) for s in r.most_similar], r.avg_similarity)
+            for r in fresh
+        ]
 
     def restore(self, accepted: list[Record]) -> None:
         """Resume: re-add previously accepted records, in their original order, without counting."""
