@@ -32,7 +32,7 @@ from generator.common import stop_actors as _stop_actors
 from generator.config import RunConfig
 from generator.output import ALPACA, STATS, RunFolder, write_json_atomic
 from generator.pool import PoolActor
-from generator.records import Dropped, Record, Similar, alpaca_rows, as_example, seed_to_record
+from generator.records import Dropped, Record, Similar, alpaca_rows, as_example, as_task, seed_to_record
 from generator.seeds import load_seeds
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask
@@ -191,10 +191,11 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                     )
                 )
 
-            # 5. classify, then write instances
+            # 5. classify, then write instances. Workers get only what the prompts need (not the
+            # provenance and lineage each record has gathered), which keeps the round trips light.
             if classify is not None and new:
                 with stats.timed("classify"):
-                    results = run_on_workers(workers, classify, new)
+                    results = run_on_workers(workers, classify, [as_task(r) for r in new])
                 stats.teacher_call("classify", [r for r, _ in results])
                 for record, (response, is_clf) in zip(new, results, strict=True):
                     # An unreadable answer counts as "not classification": input-first still works.
@@ -203,7 +204,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                     stats.stages["classify"]["unreadable"] += response.ok and is_clf is None
             if instances is not None and new:
                 with stats.timed("instances"):
-                    results = run_on_workers(workers, instances, new)
+                    results = run_on_workers(workers, instances, [as_task(r) for r in new])
                 stats.teacher_call("instances", [r for r, _ in results])
                 for record, (response, parsed) in zip(new, results, strict=True):
                     record.instances = parsed or []

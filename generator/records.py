@@ -104,8 +104,21 @@ def seed_to_record(task: SeedTask) -> Record:
 
 
 def as_example(record: Record) -> Record:
-    """A record as an in-context example needs it: text, id and instances, not provenance or scores."""
-    return record.model_copy(update={"provenance": [], "most_similar": [], "parent_ids": [], "meta": {}})
+    """A record as an in-context example needs it: id, text and its first instance (proposal prompts
+    show at most one), not its provenance or scores."""
+    return Record(
+        id=record.id, instruction=record.instruction, origin=record.origin, instances=record.instances[:1]
+    )
+
+
+def as_task(record: Record) -> Record:
+    """A record as a prompt about the task itself needs it (classify, instances): id, text, kind."""
+    return Record(
+        id=record.id,
+        instruction=record.instruction,
+        origin=record.origin,
+        is_classification=record.is_classification,
+    )
 
 
 def alpaca_rows(record: Record) -> list[AlpacaRow]:

@@ -60,3 +60,32 @@ def test_raising_the_target_extends_a_finished_run(ray_session, small_seeds: Pat
     ]
     assert after[: len(before)] == before and len(after) > len(before)
     assert len(json.loads((tmp_path / "e" / "alpaca.json").read_text())) >= 60
+
+
+def test_records_carry_their_neighbours_and_drops_say_what_they_duplicated(
+    ray_session, small_seeds: Path, tmp_path: Path
+):
+    """Neighbours are scored in the pool actor after the round's decisions, in one batch; each kept
+    record must still get the top-10 and mean ROUGE-L against the pool as it stood when it was kept."""
+    from rouge_score import rouge_scorer
+
+    from generator.seeds import load_seeds
+
+    run(config(small_seeds, tmp_path / "n", target=40), ScriptedTeacher)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pool = [t.instruction for t in load_seeds(small_seeds)]
+    for line in (tmp_path / "n" / "instructions.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        scores = [scorer.score(prev, record["instruction"])["rougeL"].fmeasure for prev in pool]
+        assert record["avg_similarity"] == pytest.approx(sum(scores) / len(scores), abs=1e-12)
+        assert [s["score"] for s in record["most_similar"]] == sorted(scores, reverse=True)[:10]
+        pool.append(record["instruction"])
+    drops = [
+        json.loads(line)
+        for line in (tmp_path / "n" / "dropped.jsonl").read_text().splitlines()
+        if '"stage":"dedup"' in line
+    ]
+    assert drops, "the synthetic teacher echoes in-context tasks now and then"
+    for drop in drops:
+        near = drop["item"]["meta"]["near_duplicate"]
+        assert near["text"] in pool and near["score"] > 0.7
