@@ -29,7 +29,13 @@ from generator.teachers.base import SamplingParams
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("SYNTH_INSTRUCT_CACHE", Path.home() / ".cache" / "synth-instruct"))
+    """Root of synth-instruct's per-user cache: `SYNTH_INSTRUCT_CACHE`, else `$XDG_CACHE_HOME` or
+    ~/.cache, then `synth-instruct` (the request cache and the converted embedded model live here)."""
+    env = os.environ.get("SYNTH_INSTRUCT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "synth-instruct"
 
 
 class RunConfig(BaseModel):

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from generator.config import default_cache_dir
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -44,12 +46,7 @@ class EmbeddedModelError(RuntimeError):
 
 def cache_dir() -> Path:
     """Root of synth-instruct's per-user cache (`SYNTH_INSTRUCT_CACHE` overrides it)."""
-    env = os.environ.get("SYNTH_INSTRUCT_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "synth-instruct"
+    return default_cache_dir()
 
 
 def embedded_model_dir() -> Path:

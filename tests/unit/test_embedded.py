@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from generator.config import RunConfig
 from generator.teachers import embedded, vllm_engine
 from generator.teachers.base import SamplingParams, TeacherRequest
 from generator.teachers.embedded import EmbeddedModelError, embedded_model_path, resolve_model
@@ -125,6 +126,10 @@ def test_cache_dir_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.delenv("SYNTH_INSTRUCT_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert embedded.cache_dir() == tmp_path / "synth-instruct"
+    # the request cache sits in the same root as the converted model
+    seeds = Path(__file__).resolve().parents[2] / "seeds" / "175.jsonl"
+    config = RunConfig(seeds=seeds, teacher="openai", model="m").resolved()
+    assert config.cache_path == tmp_path / "synth-instruct" / "requests.sqlite"
     monkeypatch.setenv("SYNTH_INSTRUCT_CACHE", "~/elsewhere")
     assert embedded.cache_dir() == Path.home() / "elsewhere"
 
