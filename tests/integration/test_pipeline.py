@@ -203,6 +203,9 @@ def test_ctrl_c_stops_cleanly_without_orphans(fake_openai: FakeOpenAI, small_see
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As in a terminal: a suite started in the background (`cmd &` in a script) inherits SIGINT
+        # ignored, and Python then installs no Ctrl+C handler in the child.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (out / "state.json").exists() and time.monotonic() < deadline:
