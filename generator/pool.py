@@ -89,8 +89,9 @@ class Pool:
     def describe_kept(self) -> list[Neighbours]:
         """Neighbours of every record kept since the last call, in the order they were kept.
 
-        Separate from `offer` because it costs more than the decisions (every pool pair) and nothing
-        in the round waits for it: the loop asks for it while the workers write instances.
+        Separate from `offer` because it costs more than the decisions (every pool pair) and only the
+        round's write needs it: the loop asks for it right after `offer` and collects it once the
+        workers have written instances.
         """
         found: dict[int, Neighbours] = {}
         for f in self.filters:

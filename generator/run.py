@@ -182,7 +182,8 @@ def run(config: RunConfig, make_teacher: TeacherFactory | None = None) -> dict[s
         # One worker is enough for vLLM: the engine actors themselves keep many requests in flight.
         workers = 1 if resolved.teacher == "vllm" else resolved.num_workers
         resolved = resolved.model_copy(update={"num_workers": workers})
-        per_worker = -(-(resolved.max_in_flight or 8) // workers)
+        assert resolved.max_in_flight is not None  # resolved() sets it per backend
+        per_worker = -(-resolved.max_in_flight // workers)
         teacher_factory: TeacherFactory = partial(_teacher, resolved, per_worker)
     else:
         teacher_factory = make_teacher
