@@ -157,13 +157,19 @@ def exact(seeds: list[str], stream: list[str]) -> list[bool]:
 
 
 def exact_with_stats(seeds: list[str], stream: list[str]) -> list[bool]:
-    """The pipeline's filter: Records in, top-10 most similar and mean F on each kept record."""
-    from filters.rouge import RougeLFilter
+    """The pipeline's filter: Records in, top-10 most similar and mean F for each kept record."""
+    from filters.rouge_filter import RougeLFilter
     from generator.records import Record
 
     f = RougeLFilter(THRESHOLD, top_k=10)
     f.add_many(Record(id="seed", instruction=s, origin="seed") for s in seeds)
-    return [f.apply(Record(id="c", instruction=t, origin="bench"))[0] for t in stream]
+    decisions: list[bool] = []
+    for start in range(0, len(stream), 320):  # as the pool actor offers them: a round at a time
+        batch = [Record(id="c", instruction=t, origin="bench") for t in stream[start : start + 320]]
+        f.prepare(batch)
+        decisions += [f.apply(r)[0] for r in batch]
+        f.neighbours_kept()
+    return decisions
 
 
 def exhaustive(seeds: list[str], stream: list[str]) -> list[bool]:

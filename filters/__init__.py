@@ -12,5 +12,6 @@ from filters import (  # noqa: F401  (imported to register their filters)
     minhash,
     quality,
     rouge,
+    rouge_filter,
     semantic,
 )

@@ -165,9 +165,9 @@ def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[
             break
         rules = list(group)
         if per_instance:
-            # A run of per-instance rules: one copy per instance, which stops at the first rule that
-            # drops it (the same counts as running each rule over all instances in turn).
-            instances = [i for i in instances if _passes(rules, record.model_copy(update={"instances": [i]}))]
+            # A run of per-instance rules, which stops at the first rule that drops an instance (the
+            # same counts as running each rule over all instances in turn).
+            instances = [i for i in instances if all(_apply_to(f, record, i) for f in rules)]
             continue
         view = record.model_copy(update={"instances": instances})
         if not _passes(rules, view):
@@ -179,3 +179,20 @@ def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[
 
 def _passes(rules: list[Filter], item: Record) -> bool:
     return all(f.apply(item)[0] for f in rules)
+
+
+def _apply_to(f: Filter, record: Record, instance: Instance) -> bool:
+    """`f.apply` on a one-instance copy of `record`, without making the copy when `f` keeps it.
+
+    A rule that works through `check` is asked directly and counted as `apply` counts; only a drop
+    (rare) builds the copy, so `on_drop` still receives exactly the dropped instance.
+    """
+    if (
+        isinstance(f, InstanceFilter)
+        and type(f).filter is InstanceFilter.filter
+        and f.check(instance) is None
+    ):
+        f.stats["total"] += 1
+        f.stats["kept"] += 1
+        return True
+    return f.apply(record.model_copy(update={"instances": [instance]}))[0]

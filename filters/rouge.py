@@ -26,11 +26,9 @@ Engine notes §C bounded F with Σ min(count) over a full inverted index; that t
 common words such as "the" for every candidate, which grows with the pool. The prefix filter gives the
 same guarantee (it never skips a pair that can pass) and skips those lists.
 
-Kept items get what the originals store: the top-k most similar pool items and the mean F against the
-pool before them (exact scores, pool order breaks ties). That needs every pair, so it is kept off the
-decision path: `annotate_kept()` scores all records kept since its last call in one `cdist` matrix
-(rapidfuzz compares many short queries at once with SIMD, about 5x one query at a time), and each row
-is cut at the record's own pool position, so the result equals scoring each record when it was kept.
+The `rouge_l` filter (`filters/rouge_filter.py`) uses this index when only decisions are wanted. When
+kept items also get the top-k most similar pool items and the mean F (as the originals store), every
+pair is scored anyway, and the decisions come from those rows instead (`filters/rouge_rows.py`).
 """
 
 from __future__ import annotations
@@ -45,8 +43,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Indel, LCSseq
 
-from filters.base import Filter, register
-from generator.records import Record, Similar
+from filters.base import Filter
+from generator.records import Record
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _MAX_CODE_POINT = 0x10FFFF
@@ -181,12 +179,20 @@ class RougeLIndex:
             self._vocab[token] = tid
         return tid
 
+    def encode_new(self, text: str) -> _Encoded:
+        """`text` as token ids, giving new tokens an id (an item about to join the pool, or rows)."""
+        ids = [self._token_id(tok) for tok in rouge_tokens(text)]
+        return _Encoded(ids, _as_sequence(ids))
+
     def add(self, text: str) -> int:
         """Put `text` in the pool without checking it; returns its pool position."""
-        ids = [self._token_id(tok) for tok in rouge_tokens(text)]
+        return self.add_encoded(text, self.encode_new(text))
+
+    def add_encoded(self, text: str, enc: _Encoded) -> int:
+        """`add` for a text already encoded by `encode_new` (no second tokenization)."""
+        ids, seq = enc
         pos = len(self.texts)
         self.texts.append(text)
-        seq = _as_sequence(ids)
         self._seqs.append(seq)
         n = len(ids)
         self._lens.append(n)
@@ -335,82 +341,3 @@ class DedupFilter(Filter):
 
 def reason_for(name: str, threshold: float) -> str:
     return f"{name}>{threshold:g}"
-
-
-@register
-class RougeLFilter(DedupFilter):
-    """Drop an instruction whose ROUGE-L F against a seed or kept instruction is above `threshold`.
-
-    Args:
-        threshold: reject when max F > threshold (Self-Instruct and Alpaca: 0.7).
-        top_k: how many most-similar pool items a kept record stores (the originals keep 10).
-        similarity: fill `most_similar` and `avg_similarity` on kept records when `annotate_kept()`
-            is called. Costs one exact LCS per pool item per kept record; switch off when only the
-            decisions matter.
-    """
-
-    name = "rouge_l"
-
-    def __init__(self, threshold: float = 0.7, top_k: int = 10, similarity: bool = True) -> None:
-        super().__init__()
-        self.index = RougeLIndex(threshold)
-        self.threshold = threshold
-        self.top_k = top_k
-        self.similarity = similarity
-        self.reason = reason_for(self.name, threshold)
-        self._unscored: list[tuple[Record, int]] = []  # kept records and their pool positions
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def add(self, record: Record) -> None:
-        self.index.add(record.instruction)
-
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
-        index = self.index
-        enc = index._encode(item.instruction)
-        match = index._check(enc)
-        if match is not None:
-            # the dropped item says what it duplicated (written to dropped.jsonl with the reason)
-            item.meta["near_duplicate"] = {"text": index.texts[match.position], "score": match.score}
-            return False, self.reason
-        position = index.add(item.instruction)
-        if self.similarity:
-            self._unscored.append((item, position))
-        return True
-
-    def annotate_kept(self, chunk: int = 256) -> None:
-        for item, most_similar, avg in self.neighbours_kept(chunk):
-            item.most_similar = [Similar(text=text, score=score) for text, score in most_similar]
-            item.avg_similarity = avg
-
-    def neighbours_kept(self, chunk: int = 256) -> list[Neighbourhood]:
-        """Top-k `(text, F)` and mean F of each record kept since the last call, against the pool before
-        it (plain tuples: the pool actor sends them on without building models).
-
-        Ranking uses LCS/(m+n), which is F/2 correctly rounded: equal F values (as fractions) tie
-        exactly, so the earliest pool item wins a tie whatever rouge-score's last-bit rounding does,
-        and it costs two array operations instead of rouge-score's five. The reported scores are
-        rouge-score's own values (`rouge_f`) for the k items.
-        """
-        pending, self._unscored = self._unscored, []
-        index = self.index
-        out: list[Neighbourhood] = []
-        for start in range(0, len(pending), chunk):  # chunks bound the matrix: chunk x pool int32
-            part = pending[start : start + chunk]
-            end = part[-1][1]  # the last record's position: every row needs at most the pool before it
-            queries = [index._seqs[pos] for _, pos in part]
-            lcs = process.cdist(queries, index._seqs[:end], scorer=LCSseq.similarity, dtype=np.int32)
-            lens = np.array(index._lens[:end], dtype=np.int32)
-            for (item, pos), row in zip(part, lcs, strict=True):
-                if pos == 0:  # nothing before it
-                    out.append((item, [], None))
-                    continue
-                m = index._lens[pos]
-                half_f = row[:pos] / (m + lens[:pos]) if m else np.zeros(pos)
-                top = [
-                    (index.texts[j], rouge_f(int(row[j]), m, index._lens[j]))
-                    for j in top_similar(half_f, self.top_k)
-                ]
-                out.append((item, top, 2 * float(half_f.mean())))
-        return out

@@ -71,9 +71,12 @@ class Pool:
 
     def offer(self, candidates: list[tuple[str, str]]) -> list[Verdict]:
         """Run each `(id, instruction)` through the dedup filters in order; keep it if it passes."""
+        records = [Record(id=id_, instruction=text, origin="candidate") for id_, text in candidates]
+        for f in self.filters:
+            if isinstance(f, DedupFilter):
+                f.prepare(records)  # lets a filter score the whole batch at once
         verdicts = []
-        for id_, instruction in candidates:
-            record = Record(id=id_, instruction=instruction, origin="candidate")
+        for record in records:
             verdict = Verdict(kept=True)
             for f in self.filters:
                 kept, reason = f.apply(record)
@@ -81,7 +84,7 @@ class Pool:
                     verdict = Verdict(False, f.name, reason, record.meta.get("near_duplicate"))
                     break
             if verdict.kept:
-                self.machine.append(id_)
+                self.machine.append(record.id)
                 self._undescribed.append(record)
             verdicts.append(verdict)
         return verdicts
@@ -89,9 +92,9 @@ class Pool:
     def describe_kept(self) -> list[Neighbours]:
         """Neighbours of every record kept since the last call, in the order they were kept.
 
-        Separate from `offer` because it costs more than the decisions (every pool pair) and only the
-        round's write needs it: the loop asks for it right after `offer` and collects it once the
-        workers have written instances.
+        Separate from `offer` because only the round's write needs it: `offer` scores the rows and
+        decides, this ranks the kept items' rows (top-k, mean). The loop asks for it right after
+        `offer` and collects it once the workers have written instances.
         """
         found: dict[int, Neighbours] = {}
         for f in self.filters:

@@ -8,7 +8,8 @@ import pytest
 from rouge_score import rouge_scorer
 
 from filters.base import build_filters
-from filters.rouge import RougeLFilter, RougeLIndex, top_similar
+from filters.rouge import RougeLIndex, top_similar
+from filters.rouge_filter import RougeLFilter
 from generator.records import Record
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -144,3 +145,62 @@ def test_more_distinct_tokens_than_code_points_stay_exact() -> None:
     want = max(SCORER.score(t, probe)["rougeL"].fmeasure for t in texts)
     match = index.check(probe)
     assert match is not None and match.score == want and index.texts[match.position] == texts[3]
+
+
+def test_top_k_rows_equals_top_similar_row_by_row() -> None:
+    """The batched ranking gives each row what `top_similar` gives it alone, ties and short rows too."""
+    import numpy as np
+
+    from filters.rouge_rows import top_k_rows
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        rows = [rng.integers(0, 4, size=rng.integers(0, 15)) / 7 for _ in range(rng.integers(1, 6))]
+        k = int(rng.integers(0, 12))
+        assert top_k_rows(rows, k) == [top_similar(r, k) for r in rows]
+
+
+def test_neighbours_ranked_early_when_nobody_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a memory budget the rows are ranked at once and the results kept: the same neighbours
+    come out, and a chunk ranked half-way still gives its later members theirs."""
+    import filters.rouge_rows
+
+    rng = random.Random(5)
+    words = [
+        "write",
+        "a",
+        "poem",
+        "story",
+        "list",
+        "of",
+        "five",
+        "tips",
+        "for",
+        "cats",
+        "dogs",
+        "the",
+        "sea",
+        "sky",
+        "about",
+    ]
+    stream = [" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(120)]
+
+    def neighbours(batch_size: int) -> list[tuple[str, list[tuple[str, float]], float | None]]:
+        f = RougeLFilter(chunk=16)
+        f.add_many(rec(s) for s in SEEDS)
+        out = []
+        for start in range(0, len(stream), batch_size):
+            batch = [rec(t) for t in stream[start : start + batch_size]]
+            f.prepare(batch)
+            for r in batch:
+                f.apply(r)
+        out += [(r.instruction, top, avg) for r, top, avg in f.neighbours_kept()]
+        return out
+
+    expected = neighbours(40)
+    monkeypatch.setattr(filters.rouge_rows, "_MAX_HELD", 1)
+    early = neighbours(40)
+    assert len(expected) > 10
+    assert [(t, top) for t, top, _ in early] == [(t, top) for t, top, _ in expected]
+    # the mean is summed in another order: equal to the last bits
+    assert [avg for *_, avg in early] == pytest.approx([avg for *_, avg in expected], abs=1e-15)

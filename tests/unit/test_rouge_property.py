@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
-from filters.rouge import RougeLFilter, RougeLIndex, rouge_f, rouge_tokens
+from filters.rouge import RougeLIndex, rouge_f, rouge_tokens
+from filters.rouge_filter import RougeLFilter
 from generator.records import Record
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -98,22 +99,44 @@ def test_decisions_match_rouge_score_loop(seeds: list[str], stream: list[str], t
     assert index.texts == pool
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seeds=streams(), stream=streams(), chunk=st.integers(1, 8))
-def test_similarity_stats_match_oracle(seeds: list[str], stream: list[str], chunk: int) -> None:
-    """Kept records carry the oracle's top-10 scores and mean F over the pool before them, as
-    Self-Instruct stores, although they are scored later, together, in chunks of any size."""
-    f = RougeLFilter(threshold=0.7, top_k=10)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seeds=streams(),
+    stream=streams(),
+    chunk=st.integers(1, 8),
+    threshold=THRESHOLDS,
+    announce=st.sampled_from(["no", "all", "skip some", "add behind"]),
+)
+def test_rows_decide_and_describe_like_the_oracle(
+    seeds: list[str], stream: list[str], chunk: int, threshold: float, announce: str
+) -> None:
+    """The pipeline's path: decisions read off full rows scored in chunks of any size, whether the batch
+    was announced (`prepare`) or not, when announced items are skipped (an earlier filter dropped them)
+    or the pool grows behind the chunk (`add`). Kept records carry the oracle's top-10 scores and mean
+    F over the pool before them, as Self-Instruct stores, although they are ranked later, together."""
+    f = RougeLFilter(threshold=threshold, top_k=10, chunk=chunk)
     for s in seeds:
         f.add(Record(id=s, instruction=s, origin="seed"))
     pool = list(seeds)
+    records = [Record(id="c", instruction=cand, origin="test") for cand in stream]
+    if announce != "no":
+        f.prepare(records)
     kept: list[tuple[Record, list[str]]] = []  # each kept record and the pool it joined
-    for cand in stream:
-        rec = Record(id="c", instruction=cand, origin="test")
-        if f.apply(rec)[0]:
+    for i, rec in enumerate(records):
+        if announce == "skip some" and i % 3 == 1:
+            continue
+        if announce == "add behind" and i == 2:
+            f.add(Record(id="x", instruction=stream[0], origin="seed"))
+            pool.append(stream[0])
+        expected = oracle_keep(pool, rec.instruction, threshold)
+        assert f.apply(rec)[0] == expected, (rec.instruction, pool, threshold)
+        if expected:
             kept.append((rec, list(pool)))
-            pool.append(cand)
-    f.annotate_kept(chunk=chunk)
+            pool.append(rec.instruction)
+        else:
+            best = max(SCORER.score(prev, rec.instruction)["rougeL"].fmeasure for prev in pool)
+            assert rec.meta["near_duplicate"]["score"] == best
+    f.annotate_kept()
     for rec, before in kept:
         scores = [SCORER.score(prev, rec.instruction)["rougeL"].fmeasure for prev in before]
         if before:

@@ -1,0 +1,251 @@
+"""Full ROUGE-L rows: every candidate against the whole pool, scored a chunk at a time.
+
+A kept instruction stores its top-10 most similar pool items and its mean F over the pool (as
+Self-Instruct does), so every kept item is scored against every pool item anyway. Once those rows
+exist, the keep-or-drop decision is a comparison with the threshold, and the prefix index
+(`filters/rouge.py`) would be work done twice. `PoolRows` therefore scores the candidates announced
+with `prepare()` in chunks: one rapidfuzz `cdist` of the chunk against the pool (C, SIMD, on every
+core) and one of the chunk against itself. Decisions stay sequential and exact: a candidate is compared
+with the pool as the chunk found it plus the chunk members that joined before it. The neighbours of
+the members are ranked later, a chunk at a time, off the decision path.
+
+Rows hold LCS/(m+n), which is F/2 in exact arithmetic: ranking by it ties equal fractions exactly, so
+the earliest pool item wins a tie however rouge-score rounds. Decisions and reported scores recover the
+integer LCS from it and use rouge-score's own float formula (`rouge_f`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import LCSseq
+
+from filters.rouge import Match, Neighbourhood, RougeLIndex, _Encoded, rouge_f
+from generator.records import Record
+
+
+def _cdist(
+    queries: Sequence[str | list[int]], choices: Sequence[str | list[int]], workers: int
+) -> np.ndarray:
+    if not queries or not choices:
+        return np.zeros((len(queries), len(choices)), dtype=np.int32)
+    workers = workers if len(queries) > 1 else 1  # threads cost more than one row gains
+    return process.cdist(queries, choices, scorer=LCSseq.similarity, dtype=np.int32, workers=workers)
+
+
+def _half_f(lcs: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """LCS/(m+n) for a matrix of LCS lengths; 0 where both texts are empty (F is 0 there too)."""
+    denom = m[:, None] + n[None, :]
+    return np.divide(lcs, denom, out=np.zeros(lcs.shape), where=denom > 0)
+
+
+def _exact_f(half: float, m: int, n: int) -> float:
+    return rouge_f(round(half * (m + n)), m, n)  # half·(m+n) is the integer LCS to within 1e-12
+
+
+class _Chunk:
+    """Candidates scored together against the pool as it stood (`start` items) and among themselves.
+
+    Deciding needs little: F > t needs an LCS of at least α(m) whatever the other length
+    (`RougeLIndex._min_overlap`), so one integer max per row screens the pool part. The rest of the
+    row (mean, top k) is read in `neighbours()`, for members only, in blocks small enough for cache.
+    """
+
+    def __init__(self, index: RougeLIndex, records: Sequence[Record], workers: int) -> None:
+        self.records = list(records)
+        self.start = start = len(index)
+        self.encs = [index.encode_new(r.instruction) for r in records]  # new tokens get ids here
+        seqs = [e.seq for e in self.encs]
+        self.m = np.array([len(e.ids) for e in self.encs], dtype=np.int32)
+        self.pool_lens = np.array(index._lens[:start], dtype=np.int32)
+        self.lcs = _cdist(seqs, index._seqs[:start], workers)  # rows x pool, int32
+        self.own = _half_f(_cdist(seqs, seqs, workers), self.m, self.m)
+        longest = self.lcs.max(axis=1) if start else np.zeros(len(seqs), dtype=np.int32)
+        self.may_pass = [bool(x >= index._min_overlap(int(m))) for x, m in zip(longest, self.m, strict=True)]
+        self.members: list[int] = []  # rows that joined the pool, in order: positions start, start + 1, ...
+        self.rank: dict[int, int] = {}  # member row -> its place in `members`
+        self.described = 0  # members whose neighbours were ranked already
+
+    def best_above(self, r: int, threshold: float, lens: Sequence[int]) -> Match | None:
+        """The pool item with the highest F above `threshold` (the earliest on a tie), or None.
+
+        half_f within 1e-9 of threshold/2 holds every pair that can pass, whatever the rounding; the
+        few it lets through are decided by rouge-score's float formula.
+        """
+        cut = max(threshold / 2 - 1e-9, 0.0)
+        m = int(self.m[r])
+        near: list[tuple[int, float]] = []
+        if self.may_pass[r]:
+            row = _half_f(self.lcs[r : r + 1], self.m[r : r + 1], self.pool_lens)[0]
+            cols = np.flatnonzero(row > cut)
+            near += zip(cols.tolist(), row[cols].tolist(), strict=True)
+        for c in np.flatnonzero(self.own[r] > cut).tolist():  # rarely any: near-duplicates in one batch
+            k = self.rank.get(c)
+            if k is not None:
+                near.append((self.start + k, float(self.own[r, c])))
+        near.sort()
+        best: Match | None = None
+        for j, half in near:  # ascending j: a later tie never replaces the best
+            f = _exact_f(half, m, lens[j])
+            if f > threshold and (best is None or f > best.score):
+                best = Match(j, f)
+        return best
+
+    def neighbours(self, top_k: int, texts: Sequence[str], lens: Sequence[int]) -> list[Neighbourhood]:
+        """Top-k `(text, F)` and mean F of each member against the pool before it, in joining order."""
+        start, members, first = self.start, self.members, self.described
+        self.described = len(members)
+        fresh = members[first:]
+        pool_sum, pool_top = self._pool_part(fresh, top_k)
+        own = self.own[np.ix_(fresh, members)]
+        own[np.arange(len(members))[None, :] >= np.arange(first, len(members))[:, None]] = -1.0
+        own_sum = np.where(own >= 0, own, 0.0).sum(axis=1)  # a member sees the members before it
+        out: list[Neighbourhood] = []
+        for i, own_top in enumerate(top_k_rows(own, top_k)):
+            record, m, count = self.records[fresh[i]], int(self.m[fresh[i]]), start + first + i
+            if count == 0:  # nothing before it
+                out.append((record, [], None))
+                continue
+            # the pool's best k and the earlier members' best k, merged: (-half_f, position) sorts right
+            both = sorted([*pool_top[i], *((-float(own[i, c]), start + c) for c in own_top)])[:top_k]
+            scored = [(texts[j], _exact_f(-h, m, lens[j])) for h, j in both]
+            out.append((record, scored, 2 * float(pool_sum[i] + own_sum[i]) / count))
+        return out
+
+    def _pool_part(self, members: list[int], top_k: int) -> tuple[np.ndarray, list[list[tuple[float, int]]]]:
+        """Per member row: the sum of half_f over the pool part and its top k as (-half_f, column)."""
+        sums = np.zeros(len(members))
+        tops: list[list[tuple[float, int]]] = [[] for _ in members]
+        width = self.start
+        for first in range(0, len(members) if width else 0, _BLOCK):
+            rows = members[first : first + _BLOCK]
+            half = _half_f(self.lcs[rows], self.m[rows], self.pool_lens)
+            sums[first : first + len(rows)] = half.sum(axis=1)
+            if top_k <= 0:
+                continue
+            # The k-th largest of a row is at least the k-th largest of any k of its values, such as
+            # the maxima of k or more segments: everything below that bound is out of the top k.
+            segments = min(max(32, top_k), width)
+            if width > top_k:
+                step = width // segments
+                maxima = half[:, : segments * step].reshape(len(half), segments, step).max(axis=2)
+                bound = np.partition(maxima, segments - top_k, axis=1)[:, segments - top_k]
+                r, c = np.nonzero(half >= bound[:, None])
+            else:
+                r, c = np.nonzero(half >= 0)
+            v = half[r, c]
+            order = np.lexsort((c, -v, r))
+            r, c, v = r[order], c[order], v[order]
+            keep = np.arange(len(r)) - np.searchsorted(r, r) < top_k  # rank within its row
+            for i, j, h in zip(r[keep].tolist(), c[keep].tolist(), v[keep].tolist(), strict=True):
+                tops[first + i].append((-h, j))
+        return sums, tops
+
+
+_BLOCK = 16  # rows scored together: 16 x a 10K pool of float64 is 1.3 MB, about one core's cache
+# Chunks wait for `neighbours()` with their LCS rows; past this many values (256 MiB of int32) they are
+# ranked at once, so a caller that never asks holds results, not rows.
+_MAX_HELD = 2**26
+
+
+class PoolRows:
+    """Decides announced candidates from full rows scored in chunks, in any order, exactly.
+
+    `prepare(records)` announces the next candidates; `best_above(record)` scores one against the
+    current pool (returning its encoding for `index.add_encoded` and the near-duplicate, if any);
+    `joined(record)` says it was added; `neighbours()` ranks the members' neighbours and lets the
+    chunks go. A record that was not announced, or a pool that grew behind the chunk's back
+    (`index.add`), is scored on its own: slower, never wrong.
+    """
+
+    def __init__(
+        self, index: RougeLIndex, threshold: float, top_k: int, chunk: int = 256, workers: int = -1
+    ) -> None:
+        self.index = index
+        self.threshold = threshold
+        self.top_k = top_k
+        self.chunk = chunk
+        self.workers = workers  # cdist threads: the decisions wait on it, so it may use every core
+        self._announced: dict[int, tuple[int, int]] = {}  # id(record) -> (batch number, row)
+        self._batches: list[list[Record]] = []
+        self._current: dict[int, _Chunk] = {}  # batch number -> the chunk scoring it now
+        self._held: list[_Chunk] = []  # chunks with members whose neighbours are not ranked yet
+        self._held_values = 0  # LCS values those chunks hold
+        self._ranked: list[Neighbourhood] = []  # neighbours ranked early, to let rows go
+        self._last: tuple[Record, _Chunk, int] | None = None  # the record `joined` may be told about
+
+    def prepare(self, records: Sequence[Record]) -> None:
+        self._batches = [list(records[i : i + self.chunk]) for i in range(0, len(records), self.chunk)]
+        self._announced = {id(r): divmod(i, self.chunk) for i, r in enumerate(records)}
+        self._current = {}
+
+    def best_above(self, record: Record) -> tuple[_Encoded, Match | None]:
+        chunk, r = self._chunk_for(record)
+        self._last = (record, chunk, r)
+        return chunk.encs[r], chunk.best_above(r, self.threshold, self.index._lens)
+
+    def joined(self, record: Record) -> None:
+        """`record`, just judged by `best_above`, was added to the index."""
+        assert self._last is not None and self._last[0] is record, "joined() must follow its best_above()"
+        _, chunk, r = self._last
+        self._last = None
+        if not any(chunk is c for c in self._held):
+            self._held.append(chunk)
+            self._held_values += chunk.lcs.size
+        chunk.rank[r] = len(chunk.members)
+        chunk.members.append(r)
+        if self._held_values > _MAX_HELD:  # nobody asks for neighbours: rank them now, keep the results
+            ranked = self.neighbours()
+            self._ranked = ranked
+        self._announced.pop(id(record), None)
+
+    def _chunk_for(self, record: Record) -> tuple[_Chunk, int]:
+        where = self._announced.get(id(record))
+        if where is None:
+            return _Chunk(self.index, [record], self.workers), 0
+        number, r = where
+        chunk = self._current.get(number)
+        if chunk is None or len(self.index) != chunk.start + len(chunk.members):
+            # first use, or the pool grew behind it: score the batch again against the pool as it is
+            chunk = self._current[number] = _Chunk(self.index, self._batches[number], self.workers)
+        return chunk, r
+
+    def neighbours(self) -> list[Neighbourhood]:
+        """Neighbours of every member since the last call, in joining order; their chunks are let go."""
+        held, self._held, self._held_values = self._held, [], 0
+        texts, lens = self.index.texts, self.index._lens
+        ranked, self._ranked = self._ranked, []
+        return ranked + [n for chunk in held for n in chunk.neighbours(self.top_k, texts, lens)]
+
+
+def top_k_rows(rows: np.ndarray | Sequence[np.ndarray], k: int) -> list[list[int]]:
+    """For each row, the columns of its k highest values, highest first, earliest column on a tie.
+
+    The same answer as `filters.rouge.top_similar` row by row, for many rows in a few numpy calls.
+    Values are >= 0; -1 marks a missing one (rows of other lengths are padded with it): find each
+    row's k-th value with one partition, then sort only what reaches it.
+    """
+    if isinstance(rows, np.ndarray):
+        matrix = rows
+    else:
+        matrix = np.full((len(rows), max((len(r) for r in rows), default=0)), -1.0)
+        for i, r in enumerate(rows):
+            matrix[i, : len(r)] = r
+    height, width = matrix.shape
+    if k <= 0 or not height:
+        return [[] for _ in range(height)]
+    if width > k:
+        kth = np.partition(matrix, width - k, axis=1)[:, width - k]
+        chosen = (matrix >= kth[:, None]) & (matrix >= 0)
+    else:
+        chosen = matrix >= 0
+    r, c = np.nonzero(chosen)
+    order = np.lexsort((c, -matrix[r, c], r))
+    r, c = r[order], c[order]
+    keep = np.arange(len(r)) - np.searchsorted(r, r) < k  # rank within its row
+    out: list[list[int]] = [[] for _ in range(height)]
+    for i, j in zip(r[keep].tolist(), c[keep].tolist(), strict=True):
+        out[i].append(j)
+    return out
