@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Times cover the dedup alone; memory is the peak RSS of the measuring process (a fresh one per "
         "measurement) and, in brackets, its growth during the run.",
         "",
-        "## Exact ROUGE-L (filters/rouge.py)",
+        "## Exact ROUGE-L (filters/rouge.py; with top-10 + mean F, filters/rouge_rows.py)",
         "",
         "| items | kept | pairs the loop scores | decisions only | with top-10 + mean F per kept item "
         "| exhaustive exact LCS | decisions |",
