@@ -8,6 +8,8 @@ One round:
   5. accepted instructions are classified and get instances (Self-Instruct) or keep the instance
      that came with them (Alpaca); instance filters prune those;
   6. the round's records and drops are appended to the run folder, then state.json commits the round.
+     The next round's proposals are already out by then: they depend only on the pool after step 4
+     and on the count kept after step 5, so the workers propose while the driver writes.
 
 Rounds are the unit of determinism and of resume: every request in a round is fixed by the config and
 the pool as it stood when the round began, and results are consumed in request order, whatever order
@@ -38,7 +40,7 @@ from generator.seeds import load_seeds
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask
 from generator.tasks.propose import AlpacaPropose, ProposeRow, SelfInstructPropose
-from generator.workers import TeacherFactory, WorkerActor, run_on_workers
+from generator.workers import TeacherFactory, WorkerActor, collect, run_on_workers, send_to_workers
 
 log = logging.getLogger("synth_instruct")
 
@@ -106,7 +108,28 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
     backend, model = ray.get(workers[0].identity.remote())
     identity = (str(backend), str(model))
 
+    def send_proposals(round_: int, kept: int) -> list[Any]:
+        """Sample the in-context mixes of `round_` from the pool as it stands, and send its proposals.
+
+        A proposal yields a few kept instructions, so near the target a smaller round avoids paying
+        for classification and instances of items the dataset will not need.
+        """
+        slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - kept) // 2)))
+        mix_seeds = [derive_seed(cfg.seed, "mix", round_, i) for i in range(slots)]
+        mixes = ray.get(pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0))
+        rows = [
+            ProposeRow(
+                round=round_,
+                index=i,
+                examples=[examples[id_] for id_ in mix],
+                seed=derive_seed(cfg.seed, "propose", round_, i),
+            )
+            for i, mix in enumerate(mixes)
+        ]
+        return send_to_workers(workers, propose, rows)
+
     kept = sum(1 for r in accepted if r.instances)
+    next_proposals: list[Any] = []  # the next round's requests, once sent
     failed_rounds = 0
     started = time.monotonic()
     elapsed_before = stats.elapsed_s
@@ -125,25 +148,11 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
         while kept < cfg.target and (cfg.max_rounds is None or current_round < cfg.max_rounds):
             dropped.clear()
 
-            # 1-2. propose: sample mixes, ask the teacher, parse candidates
-            # A proposal yields a few kept instructions, so near the target a smaller round avoids paying
-            # for classification and instances of items the dataset will not need.
-            slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - kept) // 2)))
+            # 1-2. propose: sample mixes, ask the teacher, parse candidates (sent at the end of the
+            # previous round when there was one)
             with stats.timed("propose"):
-                mix_seeds = [derive_seed(cfg.seed, "mix", current_round, i) for i in range(slots)]
-                mixes = ray.get(
-                    pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0)
-                )
-                rows = [
-                    ProposeRow(
-                        round=current_round,
-                        index=i,
-                        examples=[examples[id_] for id_ in mix],
-                        seed=derive_seed(cfg.seed, "propose", current_round, i),
-                    )
-                    for i, mix in enumerate(mixes)
-                ]
-                results = run_on_workers(workers, propose, rows)
+                pending, next_proposals = next_proposals or send_proposals(current_round, kept), []
+                results = collect(pending)
             stats.teacher_call("propose", [r for r, _ in results])
             if all(not r.ok for r, _ in results):
                 failed_rounds += 1
@@ -210,20 +219,25 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
                 for record, (response, parsed) in zip(new, results, strict=True):
                     record.instances = parsed or []
                     record.provenance.append(provenance("instances", identity, response))
-            with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
-                for record, n in zip(new, ray.get(neighbours), strict=True):
-                    record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
-                    record.avg_similarity = n.avg_similarity
             with stats.timed("instance_filters"):
                 for record in new:
                     filtered = apply_instance_filters(record, instance_filters) if record.instances else None
                     record.instances = filtered.instances if filtered is not None else []
-
-            # 6. write the round, then commit it
             newly_kept = sum(1 for r in new if r.instances)
             kept += newly_kept
-            accepted.extend(new)
             examples.update((r.id, as_example(r)) for r in new)
+
+            # The next round's requests depend only on the pool after this round's decisions and on
+            # `kept`, both final now: send them, so the workers propose while this round is written.
+            if kept < cfg.target and (cfg.max_rounds is None or current_round + 1 < cfg.max_rounds):
+                next_proposals = send_proposals(current_round + 1, kept)
+            with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
+                for record, n in zip(new, ray.get(neighbours), strict=True):
+                    record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
+                    record.avg_similarity = n.avg_similarity
+
+            # 6. write the round, then commit it
+            accepted.extend(new)
             stats.counts["accepted"] += len(new)
             stats.counts["accepted_with_instances"] += newly_kept
             stats.counts["rounds"] += 1

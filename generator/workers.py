@@ -51,13 +51,22 @@ class Worker:
 WorkerActor = ray.remote(num_cpus=0)(Worker)
 
 
-def run_on_workers(
-    workers: list[Any], task: Task[Any, Any], rows: list[Any]
-) -> list[tuple[TeacherResponse, Any]]:
-    """Split rows into one contiguous chunk per worker, run them concurrently, return in row order."""
+def send_to_workers(workers: list[Any], task: Task[Any, Any], rows: list[Any]) -> list[Any]:
+    """Split rows into one contiguous chunk per worker and start them; returns the pending results."""
     if not rows:
         return []
     size = -(-len(rows) // len(workers))
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    refs = [w.run.remote(task, chunk) for w, chunk in zip(workers, chunks, strict=False)]
-    return [pair for part in ray.get(refs) for pair in part]
+    return [w.run.remote(task, chunk) for w, chunk in zip(workers, chunks, strict=False)]
+
+
+def collect(pending: list[Any]) -> list[tuple[TeacherResponse, Any]]:
+    """Wait for `send_to_workers`' results; (response, parsed) per row, in row order."""
+    return [pair for part in ray.get(pending) for pair in part]
+
+
+def run_on_workers(
+    workers: list[Any], task: Task[Any, Any], rows: list[Any]
+) -> list[tuple[TeacherResponse, Any]]:
+    """Run rows on the workers concurrently and return in row order."""
+    return collect(send_to_workers(workers, task, rows))
