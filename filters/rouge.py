@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -146,6 +147,7 @@ class RougeLIndex:
         # token counts: an int array indexes fast one at a time and lends numpy a view for whole rows
         self._lens = array("i")
         self._vocab: dict[str, int] = {}
+        self._counts: Counter[int] = Counter()  # token id -> occurrences in the pool
         # prefix element -> the pool positions indexed under it, and their sequences (read together)
         self._postings: dict[int, tuple[list[int], list[str | list[int]]]] = {}
 
@@ -184,6 +186,27 @@ class RougeLIndex:
         ids = [self._token_id(tok) for tok in rouge_tokens(text)]
         return _Encoded(ids, _as_sequence(ids))
 
+    def renumber_by_frequency(self) -> None:
+        """Give the tokens most frequent in the pool the smallest ids, and re-encode the pool.
+
+        rapidfuzz looks a code point below 256 up in a table and a larger one in a hash map, which
+        makes `cdist` about 3x slower, so most comparisons get faster when the common tokens sit below
+        256. LCS does not depend on the labels. Only for an index without the prefix index (whose
+        order is the ids'), and only while no encoding made before is still to be added.
+        """
+        if self.prefix_index:
+            raise RuntimeError("the prefix index orders by id: renumbering would break it")
+        if len(self._vocab) + len(_SURROGATES) >= _MAX_CODE_POINT:
+            return  # ids past U+10FFFF are int lists: leave such a pool as it is
+        ranked = sorted(self._vocab.items(), key=lambda kv: -self._counts[kv[1]])  # ties: first seen
+        mapping: dict[int, int] = {}
+        for rank, (token, old) in enumerate(ranked, start=1):
+            new = rank if rank < _SURROGATES.start else rank + len(_SURROGATES)
+            mapping[old] = new
+            self._vocab[token] = new
+        self._seqs = [s.translate(mapping) for s in self._seqs]  # type: ignore[union-attr]
+        self._counts = Counter({mapping[k]: v for k, v in self._counts.items()})
+
     def add(self, text: str) -> int:
         """Put `text` in the pool without checking it; returns its pool position."""
         return self.add_encoded(text, self.encode_new(text))
@@ -193,6 +216,7 @@ class RougeLIndex:
         ids, seq = enc
         pos = len(self.texts)
         self.texts.append(text)
+        self._counts.update(ids)
         self._seqs.append(seq)
         n = len(ids)
         self._lens.append(n)

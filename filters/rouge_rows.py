@@ -175,8 +175,12 @@ class PoolRows:
         self._held_values = 0  # LCS values those chunks hold
         self._ranked: list[Neighbourhood] = []  # neighbours ranked early, to let rows go
         self._last: tuple[Record, _Chunk, int] | None = None  # the record `joined` may be told about
+        self._renumber_at = 0  # pool size at which token ids are ranked by frequency again (doubles)
 
     def prepare(self, records: Sequence[Record]) -> None:
+        if len(self.index) >= self._renumber_at:  # no encoding is in flight between batches
+            self.index.renumber_by_frequency()
+            self._renumber_at = 2 * len(self.index)
         self._batches = [list(records[i : i + self.chunk]) for i in range(0, len(records), self.chunk)]
         self._announced = {id(r): divmod(i, self.chunk) for i, r in enumerate(records)}
         self._current = {}

@@ -204,3 +204,22 @@ def test_neighbours_ranked_early_when_nobody_asks(monkeypatch: pytest.MonkeyPatc
     assert [(t, top) for t, top, _ in early] == [(t, top) for t, top, _ in expected]
     # the mean is summed in another order: equal to the last bits
     assert [avg for *_, avg in early] == pytest.approx([avg for *_, avg in expected], abs=1e-15)
+
+
+def test_renumbering_by_frequency_keeps_every_score() -> None:
+    """Ranking token ids by frequency (common tokens below code point 256, where rapidfuzz is
+    fastest) relabels the pool without changing any LCS, and new texts encode with the new ids."""
+    rng = random.Random(11)
+    words = [f"w{i}" for i in range(600)]
+    pool = [" ".join(rng.choices(words, weights=[1 / (i + 1) for i in range(600)], k=8)) for _ in range(300)]
+    index = RougeLIndex(prefix_index=False)
+    for text in pool:
+        index.add(text)
+    probe = " ".join(rng.choices(words, k=8))
+    before = index.scores(probe).tolist()
+    index.renumber_by_frequency()
+    assert index.scores(probe).tolist() == before
+    assert index._vocab["w0"] == 1  # the most frequent token
+    assert index.scores(pool[0])[0] == 1.0  # a pool text still matches itself
+    with pytest.raises(RuntimeError):
+        RougeLIndex().renumber_by_frequency()
