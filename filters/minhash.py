@@ -23,7 +23,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from filters.base import register
-from filters.rouge import DedupFilter, Match, RougeLIndex, reason_for, rouge_tokens, top_similar
+from filters.rouge import DedupFilter, Match, RougeLIndex, reason_for, rouge_tokens, top_k_rows
 from generator.records import Record, Similar
 
 Shingle = Literal["word", "char"]
@@ -240,7 +240,7 @@ class MinHashRougeLFilter(DedupFilter):
             scores = self.rouge.scores(text, cand)
             item.most_similar = [
                 Similar(text=self.rouge.texts[cand[i]], score=float(scores[i]))
-                for i in top_similar(scores, self.top_k)
+                for i in top_k_rows([scores], self.top_k)[0]
             ]
         self.minhash.insert(sig)
         self.rouge.add(text)

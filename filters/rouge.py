@@ -314,21 +314,39 @@ class RougeLIndex:
         return match
 
 
-def top_similar(scores: np.ndarray, k: int) -> list[int]:
-    """Positions of the k highest scores, highest first; the earlier pool item wins a tie."""
-    if k <= 0 or len(scores) == 0:
-        return []
-    if len(scores) <= k:
-        part = np.arange(len(scores))
+def top_k_rows(rows: np.ndarray | Sequence[np.ndarray], k: int) -> list[list[int]]:
+    """For each row, the columns of its k highest values, highest first, earliest column on a tie.
+
+    Many rows in a few numpy calls. Values are >= 0; -1 marks a missing one (rows of other lengths are
+    padded with it). Only values that can reach the top k are sorted.
+    """
+    if isinstance(rows, np.ndarray):
+        matrix = rows
     else:
-        # Only the k-th highest value is taken from the partition (a value partition is about twice
-        # as fast as argpartition); a tie at it is cut by position: everything above the k-th score,
-        # then the earliest items equal to it.
-        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        above = np.flatnonzero(scores > kth)
-        part = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
-    order = np.lexsort((part, -scores[part]))
-    return [int(i) for i in part[order]]
+        matrix = np.full((len(rows), max((len(r) for r in rows), default=0)), -1.0)
+        for i, r in enumerate(rows):
+            matrix[i, : len(r)] = r
+    height, width = matrix.shape
+    if k <= 0 or not height:
+        return [[] for _ in range(height)]
+    if width > k:
+        # The k-th largest of a row is at least the k-th largest of any k of its values, such as the
+        # maxima of k or more segments: everything below that bound is out of the top k.
+        segments = min(max(32, k), width)
+        step = width // segments
+        maxima = matrix[:, : segments * step].reshape(height, segments, step).max(axis=2)
+        bound = np.partition(maxima, segments - k, axis=1)[:, segments - k]
+        chosen = (matrix >= bound[:, None]) & (matrix >= 0)
+    else:
+        chosen = matrix >= 0
+    r, c = np.nonzero(chosen)
+    order = np.lexsort((c, -matrix[r, c], r))
+    r, c = r[order], c[order]
+    keep = np.arange(len(r)) - np.searchsorted(r, r) < k  # rank within its row
+    out: list[list[int]] = [[] for _ in range(height)]
+    for i, j in zip(r[keep].tolist(), c[keep].tolist(), strict=True):
+        out[i].append(j)
+    return out
 
 
 class DedupFilter(Filter):

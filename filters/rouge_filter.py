@@ -42,7 +42,7 @@ class RougeLFilter(DedupFilter):
     ) -> None:
         super().__init__()
         self.index = RougeLIndex(threshold, prefix_index=not similarity)
-        self.rows = PoolRows(self.index, threshold, top_k, chunk) if similarity else None
+        self.rows = PoolRows(self.index, top_k, chunk) if similarity else None
         self.threshold = threshold
         self.top_k = top_k
         self.reason = reason_for(self.name, threshold)

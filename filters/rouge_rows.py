@@ -22,7 +22,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from filters.rouge import Match, Neighbourhood, RougeLIndex, _Encoded, rouge_f
+from filters.rouge import Match, Neighbourhood, RougeLIndex, _Encoded, rouge_f, top_k_rows
 from generator.records import Record
 
 
@@ -123,24 +123,8 @@ class _Chunk:
             rows = members[first : first + _BLOCK]
             half = _half_f(self.lcs[rows], self.m[rows], self.pool_lens)
             sums[first : first + len(rows)] = half.sum(axis=1)
-            if top_k <= 0:
-                continue
-            # The k-th largest of a row is at least the k-th largest of any k of its values, such as
-            # the maxima of k or more segments: everything below that bound is out of the top k.
-            segments = min(max(32, top_k), width)
-            if width > top_k:
-                step = width // segments
-                maxima = half[:, : segments * step].reshape(len(half), segments, step).max(axis=2)
-                bound = np.partition(maxima, segments - top_k, axis=1)[:, segments - top_k]
-                r, c = np.nonzero(half >= bound[:, None])
-            else:
-                r, c = np.nonzero(half >= 0)
-            v = half[r, c]
-            order = np.lexsort((c, -v, r))
-            r, c, v = r[order], c[order], v[order]
-            keep = np.arange(len(r)) - np.searchsorted(r, r) < top_k  # rank within its row
-            for i, j, h in zip(r[keep].tolist(), c[keep].tolist(), v[keep].tolist(), strict=True):
-                tops[first + i].append((-h, j))
+            for i, top in enumerate(top_k_rows(half, top_k)):
+                tops[first + i] = [(-h, j) for h, j in zip(half[i, top].tolist(), top, strict=True)]
         return sums, tops
 
 
@@ -160,11 +144,8 @@ class PoolRows:
     (`index.add`), is scored on its own: slower, never wrong.
     """
 
-    def __init__(
-        self, index: RougeLIndex, threshold: float, top_k: int, chunk: int = 256, workers: int = -1
-    ) -> None:
-        self.index = index
-        self.threshold = threshold
+    def __init__(self, index: RougeLIndex, top_k: int, chunk: int = 256, workers: int = -1) -> None:
+        self.index = index  # its threshold decides
         self.top_k = top_k
         self.chunk = chunk
         self.workers = workers  # cdist threads: the decisions wait on it, so it may use every core
@@ -188,7 +169,7 @@ class PoolRows:
     def best_above(self, record: Record) -> tuple[_Encoded, Match | None]:
         chunk, r = self._chunk_for(record)
         self._last = (record, chunk, r)
-        return chunk.encs[r], chunk.best_above(r, self.threshold, self.index._lens)
+        return chunk.encs[r], chunk.best_above(r, self.index.threshold, self.index._lens)
 
     def joined(self, record: Record) -> None:
         """`record`, just judged by `best_above`, was added to the index."""
@@ -222,34 +203,3 @@ class PoolRows:
         texts, lens = self.index.texts, self.index._lens
         ranked, self._ranked = self._ranked, []
         return ranked + [n for chunk in held for n in chunk.neighbours(self.top_k, texts, lens)]
-
-
-def top_k_rows(rows: np.ndarray | Sequence[np.ndarray], k: int) -> list[list[int]]:
-    """For each row, the columns of its k highest values, highest first, earliest column on a tie.
-
-    The same answer as `filters.rouge.top_similar` row by row, for many rows in a few numpy calls.
-    Values are >= 0; -1 marks a missing one (rows of other lengths are padded with it): find each
-    row's k-th value with one partition, then sort only what reaches it.
-    """
-    if isinstance(rows, np.ndarray):
-        matrix = rows
-    else:
-        matrix = np.full((len(rows), max((len(r) for r in rows), default=0)), -1.0)
-        for i, r in enumerate(rows):
-            matrix[i, : len(r)] = r
-    height, width = matrix.shape
-    if k <= 0 or not height:
-        return [[] for _ in range(height)]
-    if width > k:
-        kth = np.partition(matrix, width - k, axis=1)[:, width - k]
-        chosen = (matrix >= kth[:, None]) & (matrix >= 0)
-    else:
-        chosen = matrix >= 0
-    r, c = np.nonzero(chosen)
-    order = np.lexsort((c, -matrix[r, c], r))
-    r, c = r[order], c[order]
-    keep = np.arange(len(r)) - np.searchsorted(r, r) < k  # rank within its row
-    out: list[list[int]] = [[] for _ in range(height)]
-    for i, j in zip(r[keep].tolist(), c[keep].tolist(), strict=True):
-        out[i].append(j)
-    return out

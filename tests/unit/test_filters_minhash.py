@@ -11,27 +11,9 @@ from rouge_score import rouge_scorer
 from filters.minhash import MinHashFilter, MinHashIndex, MinHashRougeLFilter, shingles
 from filters.rouge import RougeLIndex
 from generator.records import Record
+from tests.words import VOCAB
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-WORDS = [
-    "write",
-    "a",
-    "poem",
-    "story",
-    "list",
-    "of",
-    "five",
-    "tips",
-    "for",
-    "cats",
-    "dogs",
-    "the",
-    "sea",
-    "sky",
-    "about",
-    "summer",
-    "rain",
-]
 
 
 def rec(text: str) -> Record:
@@ -44,10 +26,10 @@ def stream(n: int, seed: int = 3) -> list[str]:
     for _ in range(n):
         if out and rng.random() < 0.4:
             words = rng.choice(out).split()
-            words[rng.randrange(len(words))] = rng.choice(WORDS)
+            words[rng.randrange(len(words))] = rng.choice(VOCAB)
             out.append(" ".join(words))
         else:
-            out.append(" ".join(rng.choices(WORDS, k=rng.randint(5, 10))))
+            out.append(" ".join(rng.choices(VOCAB, k=rng.randint(5, 10))))
     return out
 
 

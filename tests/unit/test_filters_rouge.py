@@ -8,9 +8,10 @@ import pytest
 from rouge_score import rouge_scorer
 
 from filters.base import build_filters
-from filters.rouge import RougeLIndex, top_similar
+from filters.rouge import RougeLIndex, top_k_rows
 from filters.rouge_filter import RougeLFilter
 from generator.records import Record
+from tests.words import VOCAB
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 SEEDS = [
@@ -76,26 +77,14 @@ def test_non_ascii_text_has_no_tokens_and_is_always_kept() -> None:
     assert all(f.apply(rec("写一首关于大海的诗。"))[0] for _ in range(3))
 
 
+def random_texts(seed: int, n: int) -> list[str]:
+    """Short texts over a small vocabulary, so that many pairs land near the threshold."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(VOCAB[:15], k=rng.randint(3, 9))) for _ in range(n)]
+
+
 def test_resume_rebuilds_the_same_index() -> None:
-    rng = random.Random(7)
-    words = [
-        "write",
-        "a",
-        "poem",
-        "story",
-        "list",
-        "of",
-        "five",
-        "tips",
-        "for",
-        "cats",
-        "dogs",
-        "the",
-        "sea",
-        "sky",
-        "about",
-    ]
-    stream = [" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(400)]
+    stream = random_texts(7, 400)
     whole = RougeLFilter()
     whole.add_many(rec(s) for s in SEEDS)
     decisions = [whole.apply(rec(t))[0] for t in stream]
@@ -110,14 +99,14 @@ def test_resume_rebuilds_the_same_index() -> None:
     assert head + tail == decisions
 
 
-def test_top_similar_breaks_ties_by_pool_order() -> None:
+def test_top_k_breaks_ties_by_pool_order() -> None:
     import numpy as np
 
     scores = np.array([0.2, 0.5, 0.5, 0.1, 0.5, 0.0])
-    assert top_similar(scores, 2) == [1, 2]
-    assert top_similar(scores, 4) == [1, 2, 4, 0]
-    assert top_similar(scores, 10) == [1, 2, 4, 0, 3, 5]
-    assert top_similar(scores, 0) == []
+    assert top_k_rows([scores], 2) == [[1, 2]]
+    assert top_k_rows([scores], 4) == [[1, 2, 4, 0]]
+    assert top_k_rows([scores], 10) == [[1, 2, 4, 0, 3, 5]]
+    assert top_k_rows([scores], 0) == [[]]
 
 
 def test_index_scores_and_candidates_api() -> None:
@@ -147,17 +136,17 @@ def test_more_distinct_tokens_than_code_points_stay_exact() -> None:
     assert match is not None and match.score == want and index.texts[match.position] == texts[3]
 
 
-def test_top_k_rows_equals_top_similar_row_by_row() -> None:
-    """The batched ranking gives each row what `top_similar` gives it alone, ties and short rows too."""
+def test_top_k_rows_equals_sorting_each_row() -> None:
+    """The batched ranking (a segment bound, then a sort of what passes it) gives each row what a full
+    sort by (-value, column) gives, with ties, short rows and rows far longer than k."""
     import numpy as np
 
-    from filters.rouge_rows import top_k_rows
-
     rng = np.random.default_rng(3)
-    for _ in range(200):
-        rows = [rng.integers(0, 4, size=rng.integers(0, 15)) / 7 for _ in range(rng.integers(1, 6))]
+    for _ in range(300):
+        rows = [rng.integers(0, 4, size=rng.integers(0, 90)) / 7 for _ in range(rng.integers(1, 6))]
         k = int(rng.integers(0, 12))
-        assert top_k_rows(rows, k) == [top_similar(r, k) for r in rows]
+        expected = [sorted(range(len(r)), key=lambda j, r=r: (-r[j], j))[:k] for r in rows]
+        assert top_k_rows(rows, k) == expected
 
 
 def test_neighbours_ranked_early_when_nobody_asks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,25 +154,7 @@ def test_neighbours_ranked_early_when_nobody_asks(monkeypatch: pytest.MonkeyPatc
     come out, and a chunk ranked half-way still gives its later members theirs."""
     import filters.rouge_rows
 
-    rng = random.Random(5)
-    words = [
-        "write",
-        "a",
-        "poem",
-        "story",
-        "list",
-        "of",
-        "five",
-        "tips",
-        "for",
-        "cats",
-        "dogs",
-        "the",
-        "sea",
-        "sky",
-        "about",
-    ]
-    stream = [" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(120)]
+    stream = random_texts(5, 120)
 
     def neighbours(batch_size: int) -> list[tuple[str, list[tuple[str, float]], float | None]]:
         f = RougeLFilter(chunk=16)
