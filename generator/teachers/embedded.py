@@ -44,14 +44,9 @@ class EmbeddedModelError(RuntimeError):
     """The embedded model cannot be provided (package missing, conversion failed)."""
 
 
-def cache_dir() -> Path:
-    """Root of synth-instruct's per-user cache (`SYNTH_INSTRUCT_CACHE` overrides it)."""
-    return default_cache_dir()
-
-
 def embedded_model_dir() -> Path:
     """Where the converted embedded model lives (it may not exist yet)."""
-    return cache_dir() / "models" / EMBEDDED_NAME
+    return default_cache_dir() / "models" / EMBEDDED_NAME
 
 
 def find_gguf() -> Path:

@@ -125,13 +125,13 @@ def test_find_gguf_in_package_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_cache_dir_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SYNTH_INSTRUCT_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert embedded.cache_dir() == tmp_path / "synth-instruct"
+    assert embedded.embedded_model_dir() == tmp_path / "synth-instruct" / "models" / embedded.EMBEDDED_NAME
     # the request cache sits in the same root as the converted model
     seeds = Path(__file__).resolve().parents[2] / "seeds" / "175.jsonl"
     config = RunConfig(seeds=seeds, teacher="openai", model="m").resolved()
     assert config.cache_path == tmp_path / "synth-instruct" / "requests.sqlite"
     monkeypatch.setenv("SYNTH_INSTRUCT_CACHE", "~/elsewhere")
-    assert embedded.cache_dir() == Path.home() / "elsewhere"
+    assert embedded.embedded_model_dir().parent.parent == Path.home() / "elsewhere"
 
 
 @pytest.mark.parametrize("model", [None, "", "  ", "embedded", "SmolLM2-135M-Instruct"])
