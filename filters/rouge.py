@@ -147,7 +147,7 @@ class RougeLIndex:
         # token counts: an int array indexes fast one at a time and lends numpy a view for whole rows
         self._lens = array("i")
         self._vocab: dict[str, int] = {}
-        self._counts: Counter[int] = Counter()  # token id -> occurrences in the pool
+        self._counts: Counter[int] = Counter()  # token id -> occurrences in the pool (no prefix index)
         # prefix element -> the pool positions indexed under it, and their sequences (read together)
         self._postings: dict[int, tuple[list[int], list[str | list[int]]]] = {}
 
@@ -216,7 +216,8 @@ class RougeLIndex:
         ids, seq = enc
         pos = len(self.texts)
         self.texts.append(text)
-        self._counts.update(ids)
+        if not self.prefix_index:
+            self._counts.update(ids)  # only `renumber_by_frequency` reads them
         self._seqs.append(seq)
         n = len(ids)
         self._lens.append(n)
