@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,9 +53,18 @@ class RunStats:
         finally:
             self.timings[step] += time.perf_counter() - start
 
-    def add_filter_stats(self, stats: dict[str, dict[str, int]]) -> None:
+    def add_filter_stats(self, stats: Mapping[str, Mapping[str, int]]) -> None:
         for name, counters in stats.items():
             self.filters[name].update(counters)
+
+    def add(self, other: RunStats) -> None:
+        """Add another run's counters and step times (a round's, when it commits)."""
+        self.counts.update(other.counts)
+        for step, seconds in other.timings.items():
+            self.timings[step] += seconds
+        for stage, counters in other.stages.items():
+            self.stages[stage].update(counters)
+        self.add_filter_stats(other.filters)
 
     def tokens(self, kind: str) -> int:
         return sum(s[f"{kind}_tokens"] for s in self.stages.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -18,6 +19,21 @@ from generator.teachers.base import Teacher, TeacherResponse
 log = logging.getLogger(__name__)
 
 TeacherFactory = Callable[[], Teacher]
+Result = tuple[TeacherResponse, Any]  # (response, parsed); parsed is None when the call failed
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Two tasks per row in one worker round trip: `then` runs on `feed(row, parsed by first)`.
+
+    Self-Instruct writes instances output-first for classification tasks, so the instance prompt
+    depends on the classify answer. Chaining them in the worker saves a round trip through the driver,
+    and the second prompts go out as soon as the worker has the first answers.
+    """
+
+    first: Task[Any, Any]
+    then: Task[Any, Any]
+    feed: Callable[[Any, Any], Any]
 
 
 class Worker:
@@ -27,7 +43,7 @@ class Worker:
     def identity(self) -> tuple[str, str]:
         return self.teacher.backend, self.teacher.model
 
-    async def run(self, task: Task[Any, Any], rows: list[Any]) -> list[tuple[TeacherResponse, Any]]:
+    async def run(self, task: Task[Any, Any], rows: list[Any]) -> list[Result]:
         """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
         responses = await self.teacher.generate([task.prompt(row) for row in rows])
         out: list[tuple[TeacherResponse, Any]] = []
@@ -43,6 +59,14 @@ class Worker:
             out.append((response, parsed))
         return out
 
+    async def run_chain(self, chain: Chain, rows: list[Any]) -> list[tuple[Result, Result]]:
+        """(first result, second result) per row, in row order."""
+        first = await self.run(chain.first, rows)
+        second = await self.run(
+            chain.then, [chain.feed(row, p) for row, (_, p) in zip(rows, first, strict=True)]
+        )
+        return list(zip(first, second, strict=True))
+
     async def close(self) -> None:
         await self.teacher.close()
 
@@ -51,22 +75,21 @@ class Worker:
 WorkerActor = ray.remote(num_cpus=0)(Worker)
 
 
-def send_to_workers(workers: list[Any], task: Task[Any, Any], rows: list[Any]) -> list[Any]:
+def send_to_workers(workers: list[Any], task: Task[Any, Any] | Chain, rows: list[Any]) -> list[Any]:
     """Split rows into one contiguous chunk per worker and start them; returns the pending results."""
     if not rows:
         return []
     size = -(-len(rows) // len(workers))
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    return [w.run.remote(task, chunk) for w, chunk in zip(workers, chunks, strict=False)]
+    start = [w.run_chain if isinstance(task, Chain) else w.run for w in workers]
+    return [run.remote(task, chunk) for run, chunk in zip(start, chunks, strict=False)]
 
 
-def collect(pending: list[Any]) -> list[tuple[TeacherResponse, Any]]:
-    """Wait for `send_to_workers`' results; (response, parsed) per row, in row order."""
+def collect(pending: list[Any]) -> list[Any]:
+    """Wait for `send_to_workers`' results: one per row, in row order."""
     return [pair for part in ray.get(pending) for pair in part]
 
 
-def run_on_workers(
-    workers: list[Any], task: Task[Any, Any], rows: list[Any]
-) -> list[tuple[TeacherResponse, Any]]:
+def run_on_workers(workers: list[Any], task: Task[Any, Any], rows: list[Any]) -> list[Result]:
     """Run rows on the workers concurrently and return in row order."""
     return collect(send_to_workers(workers, task, rows))

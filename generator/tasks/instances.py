@@ -34,6 +34,11 @@ class ClassifyTask:
         return None  # unreadable: the loop treats it as "not classification" and counts it
 
 
+def with_classification(row: Record, is_classification: bool | None) -> Record:
+    """The row for the instance prompt, given the classify answer (unreadable counts as "no")."""
+    return row.model_copy(update={"is_classification": bool(is_classification)})
+
+
 class InstancesTask:
     """Write up to `max_instances` input/output examples for one instruction."""
 

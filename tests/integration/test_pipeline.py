@@ -143,6 +143,14 @@ def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(
     ref_records = read_jsonl(tmp_path / "ref" / "instructions.jsonl")
     assert ids == [r["id"] for r in ref_records], "an accepted item was lost or changed"
     assert (out / "alpaca.json").read_text() == (tmp_path / "ref" / "alpaca.json").read_text()
+    # A round found but not committed when the kill came (its candidates, drops, requests) is counted
+    # once, by the resumed run that found it again.
+    ref, got = (json.loads((d / "stats.json").read_text()) for d in (tmp_path / "ref", out))
+    assert got["counts"] == ref["counts"] and got["filters"] == ref["filters"]
+    assert read_jsonl(out / "dropped.jsonl") == read_jsonl(tmp_path / "ref" / "dropped.jsonl")
+    assert {k: v["requests"] for k, v in got["stages"].items()} == {
+        k: v["requests"] for k, v in ref["stages"].items()
+    }
 
 
 def test_bad_seed_file_exits_2_before_any_teacher_call(fake_openai: FakeOpenAI, tmp_path: Path):
