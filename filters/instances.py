@@ -153,13 +153,13 @@ def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[
     Per-instance rules see each surviving instance on its own (a one-instance copy of the record, so a
     drop is counted once and reported with just that instance); task rules see the record with the
     survivors so far and drop it whole. A record left with no instance is dropped (None). The record
-    passed in is not modified.
+    passed in is not modified (it is returned as it is when every instance survives).
     """
     chain = list(filters)
     for f in chain:
         if isinstance(f, InstanceFilter):
             f.start_task()
-    instances = list(record.instances)
+    instances = record.instances
     for per_instance, group in groupby(chain, key=lambda f: bool(getattr(f, "per_instance", False))):
         if not instances:
             break
@@ -169,11 +169,16 @@ def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[
             # same counts as running each rule over all instances in turn).
             instances = [i for i in instances if all(_apply_to(f, record, i) for f in rules)]
             continue
-        view = record.model_copy(update={"instances": instances})
+        # Task rules see the survivors so far (rules only drop: same length, same instances).
+        view = record if len(instances) == len(record.instances) else _with(record, instances)
         if not _passes(rules, view):
             return None
     if not instances:
         return None
+    return record if len(instances) == len(record.instances) else _with(record, instances)
+
+
+def _with(record: Record, instances: list[Instance]) -> Record:
     return record.model_copy(update={"instances": instances})
 
 

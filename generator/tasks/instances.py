@@ -7,10 +7,21 @@ label imbalance the original paper saw when inputs came first; other tasks get *
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
-from generator.records import Instance, Record
+from generator.records import Instance, TaskRow
 from generator.tasks.base import collapse_ws, request_for, template
 from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
+
+
+class AboutTask(Protocol):
+    """What the classify and instance prompts read of a task: a `TaskRow`, or a `Record`."""
+
+    @property
+    def instruction(self) -> str: ...
+
+    @property
+    def is_classification(self) -> bool | None: ...
 
 
 class ClassifyTask:
@@ -21,11 +32,11 @@ class ClassifyTask:
     def __init__(self, params: SamplingParams, api: str = "completion") -> None:
         self.params, self.api = params, api
 
-    def prompt(self, row: Record) -> TeacherRequest:
+    def prompt(self, row: AboutTask) -> TeacherRequest:
         text = template("classify").format(instruction=collapse_ws(row.instruction))
         return request_for(self.api, text, self.params)
 
-    def parse(self, row: Record, response: TeacherResponse) -> bool | None:
+    def parse(self, row: AboutTask, response: TeacherResponse) -> bool | None:
         answer = response.text.strip().lower()
         if answer.startswith("yes"):
             return True
@@ -34,9 +45,9 @@ class ClassifyTask:
         return None  # unreadable: the loop treats it as "not classification" and counts it
 
 
-def with_classification(row: Record, is_classification: bool | None) -> Record:
+def with_classification(row: TaskRow, is_classification: bool | None) -> TaskRow:
     """The row for the instance prompt, given the classify answer (unreadable counts as "no")."""
-    return row.model_copy(update={"is_classification": bool(is_classification)})
+    return row._replace(is_classification=bool(is_classification))
 
 
 class InstancesTask:
@@ -47,14 +58,14 @@ class InstancesTask:
     def __init__(self, params: SamplingParams, max_instances: int = 5, api: str = "completion") -> None:
         self.params, self.max_instances, self.api = params, max_instances, api
 
-    def prompt(self, row: Record) -> TeacherRequest:
+    def prompt(self, row: AboutTask) -> TeacherRequest:
         name = "instances_output_first" if row.is_classification else "instances_input_first"
         text = template(name).format(instruction=collapse_ws(row.instruction))
         # Open the first example so the teacher starts writing one right away.
         text += "\n" if row.is_classification else "\nExample 1\n"
         return request_for(self.api, text, self.params)
 
-    def parse(self, row: Record, response: TeacherResponse) -> list[Instance]:
+    def parse(self, row: AboutTask, response: TeacherResponse) -> list[Instance]:
         parse = parse_output_first if row.is_classification else parse_input_first
         instances = parse(response.text)
         if response.truncated and instances:  # the last example may be cut short

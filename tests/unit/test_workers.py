@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from generator.profiles import SELF_INSTRUCT
-from generator.records import Record
+from generator.records import Record, as_task
 from generator.tasks.instances import ClassifyTask, InstancesTask, with_classification
 from generator.teachers.base import TeacherRequest
 from generator.teachers.scripted import ScriptedTeacher
@@ -30,10 +30,11 @@ def test_chain_feeds_each_classify_answer_into_that_rows_instance_prompt():
         InstancesTask(SELF_INSTRUCT.instances),
         with_classification,
     )
-    rows = [
+    records = [
         Record(id="a", instruction="Classify the sentiment of the review.", origin="self-instruct"),
         Record(id="b", instruction="Add the two numbers.", origin="self-instruct"),
     ]
+    rows = [as_task(r) for r in records]
     worker = Worker(lambda: ScriptedTeacher(script))
     results = asyncio.run(worker.run_chain(chain, rows))
 
