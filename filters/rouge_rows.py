@@ -98,34 +98,49 @@ class _Chunk:
         start, members, first = self.start, self.members, self.described
         self.described = len(members)
         fresh = members[first:]
-        pool_sum, pool_top = self._pool_part(fresh, top_k)
+        if not fresh:
+            return []
+        # Each member's best k from the pool and its best k among the members before it, side by side
+        # (value -1 pads a short list), then merged per row: highest LCS/(m+n) first, earliest on a tie.
+        pool_sum, half, pos = self._pool_part(fresh, top_k)
         own = self.own[np.ix_(fresh, members)]
         own[np.arange(len(members))[None, :] >= np.arange(first, len(members))[:, None]] = -1.0
         own_sum = np.where(own >= 0, own, 0.0).sum(axis=1)  # a member sees the members before it
+        own_half, own_pos = np.full((len(fresh), top_k), -1.0), np.zeros((len(fresh), top_k), dtype=np.int64)
+        for i, cols in enumerate(top_k_rows(own, top_k)):
+            own_half[i, : len(cols)], own_pos[i, : len(cols)] = own[i, cols], [start + c for c in cols]
+        half, pos = np.hstack([half, own_half]), np.hstack([pos, own_pos])
+        order = np.lexsort((pos, -half))[:, :top_k]
+        half, pos = np.take_along_axis(half, order, axis=1), np.take_along_axis(pos, order, axis=1)
+        # rouge-score's F from the integer LCS, with the same float operations as `rouge_f`
+        m = self.m[fresh].astype(np.float64)[:, None]
+        n = np.asarray(lens[: start + len(members)], dtype=np.float64)[pos]
+        lcs = np.rint(half * (m + n))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision, recall = lcs / n, lcs / m
+            f = np.where(lcs > 0, 2 * precision * recall / (precision + recall), 0.0)
         out: list[Neighbourhood] = []
-        for i, own_top in enumerate(top_k_rows(own, top_k)):
-            record, m, count = self.records[fresh[i]], int(self.m[fresh[i]]), start + first + i
-            if count == 0:  # nothing before it
-                out.append((record, [], None))
-                continue
-            # the pool's best k and the earlier members' best k, merged: (-half_f, position) sorts right
-            both = sorted([*pool_top[i], *((-float(own[i, c]), start + c) for c in own_top)])[:top_k]
-            scored = [(texts[j], _exact_f(-h, m, lens[j])) for h, j in both]
-            out.append((record, scored, 2 * float(pool_sum[i] + own_sum[i]) / count))
+        for i, (row_half, row_pos, row_f) in enumerate(
+            zip(half.tolist(), pos.tolist(), f.tolist(), strict=True)
+        ):
+            count = start + first + i
+            scored = [(texts[j], fj) for h, j, fj in zip(row_half, row_pos, row_f, strict=True) if h >= 0]
+            mean = 2 * float(pool_sum[i] + own_sum[i]) / count if count else None  # nothing before it: None
+            out.append((self.records[fresh[i]], scored, mean))
         return out
 
-    def _pool_part(self, members: list[int], top_k: int) -> tuple[np.ndarray, list[list[tuple[float, int]]]]:
-        """Per member row: the sum of half_f over the pool part and its top k as (-half_f, column)."""
+    def _pool_part(self, members: list[int], top_k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per member row: the sum of half_f over the pool part, and its top k half_f and positions."""
         sums = np.zeros(len(members))
-        tops: list[list[tuple[float, int]]] = [[] for _ in members]
-        width = self.start
-        for first in range(0, len(members) if width else 0, _BLOCK):
+        top_half = np.full((len(members), top_k), -1.0)
+        top_pos = np.zeros((len(members), top_k), dtype=np.int64)
+        for first in range(0, len(members) if self.start else 0, _BLOCK):
             rows = members[first : first + _BLOCK]
             half = _half_f(self.lcs[rows], self.m[rows], self.pool_lens)
             sums[first : first + len(rows)] = half.sum(axis=1)
             for i, top in enumerate(top_k_rows(half, top_k)):
-                tops[first + i] = [(-h, j) for h, j in zip(half[i, top].tolist(), top, strict=True)]
-        return sums, tops
+                top_half[first + i, : len(top)], top_pos[first + i, : len(top)] = half[i, top], top
+        return sums, top_half, top_pos
 
 
 _BLOCK = 16  # rows scored together: 16 x a 10K pool of float64 is 1.3 MB, about one core's cache

@@ -9,7 +9,6 @@ as a response with `error` set, never as an exception: one bad call must not sin
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,11 +58,18 @@ class TeacherRequest(BaseModel):
         """Hash of everything that determines the response: backend, model, prompt/messages, params.
 
         The parser is deliberately not part of the key (curator's insight): changing how a response
-        is parsed re-parses cached responses at no cost.
+        is parsed re-parses cached responses at no cost. Each field goes in length-prefixed, so no two
+        requests share a key by running one field into the next; the prompt is hashed as it is (no
+        JSON escaping of a few KB of text per request: that was most of the cost).
         """
-        payload = {"backend": backend, "model": model, **self.model_dump(mode="json")}
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
-        return hashlib.sha256(blob).hexdigest()[:32]
+        fields = [_KEY_FORMAT, backend, model, self.kind, self.params.model_dump_json()]
+        fields += ["-"] if self.prompt is None else ["+", self.prompt]
+        fields += [str(len(self.messages)), *(part for message in self.messages for part in message)]
+        blob = "".join(f"{len(f)}:{f}" for f in fields)
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+_KEY_FORMAT = "synth-instruct-request-v2"  # bump when the key's layout changes: old entries then miss
 
 
 class TeacherResponse(BaseModel):
