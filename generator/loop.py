@@ -1,7 +1,7 @@
 """The bootstrap loop, round by round. Read this file top to bottom to see how a dataset grows.
 
 A round has two halves. Finding new instructions:
-  1. the pool samples an in-context mix per proposal slot (seeded by run seed, round and slot);
+  1. the driver samples an in-context mix of pool ids per proposal slot (seeded by run seed, round, slot);
   2. workers send the proposal prompts to the teacher concurrently and parse the responses;
   3. the driver runs the instruction filters (heuristics) on the candidates, in order;
   4. the pool actor runs dedup (ROUGE-L) and accepts or rejects each survivor, in order.
@@ -42,7 +42,7 @@ from generator.common import pop_stats as _pop_stats
 from generator.common import stop_actors as _stop_actors
 from generator.config import RunConfig
 from generator.output import ALPACA, STATS, RunFolder, write_json_atomic
-from generator.pool import PoolActor
+from generator.pool import PoolActor, sample_mixes
 from generator.records import Dropped, Record, Similar, alpaca_rows, as_example, as_task, seed_to_record
 from generator.seeds import load_seeds
 from generator.stats import RunStats
@@ -221,7 +221,9 @@ class Bootstrap:
         pool: Any = PoolActor.remote(seeds, cfg.dedup or [])
         ray.get(pool.restore.remote(accepted))
         self.pool = pool
-        # The pool samples ids; the driver turns them into in-context examples (copied once, when kept).
+        # In-context mixes are sampled from ids in the pool's order (seeds, then kept items as kept), here
+        # in the driver, which turns them into examples (copied once, when kept).
+        self.seed_ids, self.machine_ids = [r.id for r in seeds], [r.id for r in accepted]
         self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
         self.workers: list[Any] = [WorkerActor.remote(make_teacher) for _ in range(cfg.num_workers)]
         backend, model = ray.get(self.workers[0].identity.remote())
@@ -242,9 +244,8 @@ class Bootstrap:
         cfg = self.cfg
         slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - planned) // 2)))
         mix_seeds = [derive_seed(cfg.seed, "mix", round_, i) for i in range(slots)]
-        mixes = ray.get(
-            self.pool.sample.remote(mix_seeds, cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0)
-        )
+        n_seed, n_machine = cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0
+        mixes = sample_mixes(self.seed_ids, self.machine_ids, mix_seeds, n_seed, n_machine)
         rows = [
             ProposeRow(
                 round=round_,
@@ -317,6 +318,7 @@ class Bootstrap:
             self._filter_instances(found)
         # In-context examples show the instruction (and, for Alpaca, its filtered instance).
         self.examples.update((r.id, as_example(r)) for r in found.new)
+        self.machine_ids += [r.id for r in found.new]
 
     # -- completing: steps 5-6 --------------------------------------------------------------------------
 

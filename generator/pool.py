@@ -38,10 +38,29 @@ class Neighbours(NamedTuple):
     avg_similarity: float | None
 
 
+def sample_mixes(
+    seeds: list[str], machine: list[str], mix_seeds: list[int], n_seed: int, n_machine: int
+) -> list[list[str]]:
+    """One in-context mix of ids per seed: up to `n_machine` machine tasks, the rest seeds, shuffled.
+
+    Uniform sampling, as in Self-Instruct. Early on the machine pool is empty or small, so seeds fill
+    the prompt. Each seed fixes its draw, so a resumed run makes the same prompts. `machine` lists the
+    kept ids in the order they were kept: the pool's order, which the driver mirrors.
+    """
+    mixes = []
+    for mix_seed in mix_seeds:
+        rng = random.Random(mix_seed)
+        picked = rng.sample(machine, min(n_machine, len(machine)))
+        mix = picked + rng.sample(seeds, min(n_seed + n_machine - len(picked), len(seeds)))
+        rng.shuffle(mix)
+        mixes.append(mix)
+    return mixes
+
+
 class Pool:
     """Instruction ids (seeds first, then machine tasks in the order they were kept) and the dedup
     filters. It judges instruction text only, so candidates cross the actor boundary as
-    `(id, instruction)` pairs and mixes come back as ids: the driver holds the records themselves.
+    `(id, instruction)` pairs and only verdicts come back: the driver holds the records themselves.
     """
 
     def __init__(self, seeds: list[Record], dedup: list[FilterSpec]) -> None:
@@ -52,22 +71,6 @@ class Pool:
         for f in self.filters:
             for seed in seeds:
                 _preload(f, seed)
-
-    def sample(self, seeds: list[int], n_seed: int, n_machine: int) -> list[list[str]]:
-        """One in-context mix of ids per seed: up to `n_machine` machine tasks, the rest seeds, shuffled.
-
-        Uniform sampling, as in Self-Instruct. Early on the machine pool is empty or small, so seeds
-        fill the prompt. Each seed fixes its draw, so a resumed run makes the same prompts; one call
-        serves a whole round (an actor call per prompt would cost more than the sampling).
-        """
-        return [self._mix(random.Random(seed), n_seed, n_machine) for seed in seeds]
-
-    def _mix(self, rng: random.Random, n_seed: int, n_machine: int) -> list[str]:
-        machine = rng.sample(self.machine, min(n_machine, len(self.machine)))
-        seeds = rng.sample(self.seeds, min(n_seed + n_machine - len(machine), len(self.seeds)))
-        mix = machine + seeds
-        rng.shuffle(mix)
-        return mix
 
     def offer(self, candidates: list[tuple[str, str]]) -> list[Verdict]:
         """Run each `(id, instruction)` through the dedup filters in order; keep it if it passes."""
