@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from filters.base import build_filters  # noqa: E402
 from generator.config import RunConfig  # noqa: E402
 from generator.profiles import SELF_INSTRUCT  # noqa: E402
-from generator.records import Record  # noqa: E402
+from generator.records import Example  # noqa: E402
 from generator.run import run  # noqa: E402
 from generator.seeds import load_seeds  # noqa: E402
 from generator.tasks.propose import ProposeRow, SelfInstructPropose  # noqa: E402
@@ -67,7 +67,7 @@ def self_instruct_baseline(budget_s: float) -> dict[str, float]:
     start = time.perf_counter()
     round_ = 0
     while time.perf_counter() - start < budget_s:
-        examples = [Record(id=f"s{i}", instruction=t, origin="seed") for i, t in enumerate(pool[-8:])]
+        examples = [Example(f"s{i}", t) for i, t in enumerate(pool[-8:])]
         row = ProposeRow(round=round_, index=0, examples=examples, seed=round_)
         [response] = asyncio.run(teacher.generate([task.prompt(row)]))
         for record in task.parse(row, response):

@@ -53,11 +53,11 @@ SEEDS = REPO / "seeds" / "175.jsonl"
 def workload(n: int, max_tokens: int) -> tuple[Any, list[Any], list[Any]]:
     """(task, rows, requests): n proposal prompts exactly as the pipeline's first round builds them."""
     from generator.profiles import SELF_INSTRUCT
-    from generator.records import seed_to_record
+    from generator.records import as_example, seed_to_record
     from generator.seeds import load_seeds
     from generator.tasks.propose import ProposeRow, SelfInstructPropose
 
-    seeds = [seed_to_record(s) for s in load_seeds(SEEDS)]
+    seeds = [as_example(seed_to_record(s)) for s in load_seeds(SEEDS)]
     params = SELF_INSTRUCT.propose.model_copy(update={"max_tokens": max_tokens})
     task = SelfInstructPropose(params, "completion")
     rows = [

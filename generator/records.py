@@ -103,12 +103,25 @@ def seed_to_record(task: SeedTask) -> Record:
     )
 
 
-def as_example(record: Record) -> Record:
-    """A record as an in-context example needs it: id, text and its first instance (proposal prompts
-    show at most one), not its provenance or scores."""
-    return Record(
-        id=record.id, instruction=record.instruction, origin=record.origin, instances=record.instances[:1]
-    )
+class Example(NamedTuple):
+    """A pool item as an in-context example: id, text and its first instance, if it has one.
+
+    Proposal prompts show at most one instance per example (Alpaca shows it, Self-Instruct does not).
+    A plain tuple: a round sends hundreds of them to the workers.
+    """
+
+    id: str
+    instruction: str
+    input: str = ""
+    output: str | None = None  # None: no instance
+
+
+def as_example(record: Record) -> Example:
+    """A record as an in-context example needs it: not its provenance or scores."""
+    if not record.instances:
+        return Example(record.id, record.instruction)
+    first = record.instances[0]
+    return Example(record.id, record.instruction, first.input, first.output)
 
 
 class TaskRow(NamedTuple):

@@ -9,20 +9,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from pydantic import BaseModel
-
-from generator.records import Instance, Record
+from generator.records import Example, Instance, Record
 from generator.tasks.base import collapse_ws, request_for, template
 from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
 
 
-class ProposeRow(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ProposeRow:
     """One proposal request: which round and slot it is, and the in-context examples."""
 
     round: int
     index: int
-    examples: list[Record]
+    examples: list[Example]
     seed: int | None = None  # sampling seed sent with the request (reproducible servers honour it)
 
 
@@ -73,10 +73,9 @@ class AlpacaPropose:
     def prompt(self, row: ProposeRow) -> TeacherRequest:
         blocks = []
         for i, e in enumerate(row.examples, start=1):
-            first = e.instances[0] if e.instances else Instance(output="")
             blocks.append(
                 f"###\n{i}. Instruction: {collapse_ws(e.instruction)}\n"
-                f"{i}. Input:\n{first.input.strip() or '<noinput>'}\n{i}. Output:\n{first.output.strip()}"
+                f"{i}. Input:\n{e.input.strip() or '<noinput>'}\n{i}. Output:\n{(e.output or '').strip()}"
             )
         blocks.append(f"###\n{len(row.examples) + 1}. Instruction:")
         text = template("propose_alpaca").format(n=self.n, examples="\n".join(blocks))

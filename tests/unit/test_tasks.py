@@ -1,7 +1,7 @@
 """Prompts are exactly what the profiles say; parsers read the teacher's text the way the originals did."""
 
 from generator.profiles import ALPACA, SELF_INSTRUCT
-from generator.records import Instance, Record
+from generator.records import Instance, Record, as_example
 from generator.tasks.instances import ClassifyTask, InstancesTask, parse_input_first, parse_output_first
 from generator.tasks.propose import AlpacaPropose, ProposeRow, SelfInstructPropose
 from generator.teachers.base import TeacherResponse
@@ -11,7 +11,7 @@ def rec(i: int, text: str, **kw) -> Record:
     return Record(id=f"seed:{i}", instruction=text, origin="seed", **kw)
 
 
-EXAMPLES = [rec(i, f"Task number {i}  with   spaces:") for i in range(8)]
+EXAMPLES = [as_example(rec(i, f"Task number {i}  with   spaces:")) for i in range(8)]
 
 
 def test_self_instruct_prompt_is_a_numbered_list_ending_in_the_next_number():
@@ -53,7 +53,7 @@ def test_chat_api_sends_the_same_text_as_a_user_message():
 
 def test_alpaca_prompt_and_parse():
     seeds = [
-        rec(i, f"Seed {i}", instances=[Instance(input="" if i else "in", output=f"out {i}")])
+        as_example(rec(i, f"Seed {i}", instances=[Instance(input="" if i else "in", output=f"out {i}")]))
         for i in range(3)
     ]
     task = AlpacaPropose(ALPACA.propose, tasks_per_request=20)
