@@ -3,6 +3,9 @@
 Acceptance is order-dependent (a candidate is compared with everything accepted before it), so one
 owner decides, in the order candidates are offered. Run as a Ray actor (`PoolActor`), it is that one
 owner for every worker; as a plain object it is easy to unit-test.
+
+In-context mixes are drawn by `sample_mixes`, a pure function of the pool's ids, which the driver
+calls on its own copy of them: as an actor call it waited in the pool's queue before every round.
 """
 
 from __future__ import annotations
