@@ -200,4 +200,4 @@ def _apply_to(f: Filter, record: Record, instance: Instance) -> bool:
         f.stats["total"] += 1
         f.stats["kept"] += 1
         return True
-    return f.apply(record.model_copy(update={"instances": [instance]}))[0]
+    return f.apply(_with(record, [instance]))[0]

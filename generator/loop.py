@@ -64,7 +64,11 @@ class Found:
     new: list[Record] = field(default_factory=list)  # accepted by dedup (once `settle` has run)
     failed: bool = False  # every proposal request failed
     last_error: str | None = None
-    pending: dict[str, Any] = field(default_factory=dict)  # the pool's answers, not collected yet
+    # answers still pending: the pool's (collected by `settle` and `complete`), the workers' instances
+    verdicts: Any = None
+    filter_stats: Any = None
+    neighbours: Any = None
+    writing: list[Any] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)  # this round's counters, added when it commits
 
@@ -138,7 +142,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             proposals = (
                 loop.proposals(found.round + 1, planned) if more_rounds(found.round + 1, planned) else None
             )
-            loop.start_completing(found)
+            loop.start_instances(found)
             following = loop.offer(found.round + 1, planned, proposals) if proposals is not None else None
 
             newly_kept = loop.complete(found, stats)
@@ -285,11 +289,11 @@ class Bootstrap:
             found.survivors = run_filters(self.instruction_filters, candidates)
         found.stats.add_filter_stats(_pop_stats(self.instruction_filters))
         # Dedup in the pool actor: the single owner decides, in order. Actor calls run in the order they
-        # were sent, so its neighbours and counters are those of this round's offer.
-        found.pending = {
-            "verdicts": self.pool.offer.remote([(r.id, r.instruction) for r in found.survivors]),
-            "filter_stats": self.pool.pop_filter_stats.remote(),
-        }
+        # were sent, so its neighbours and counters are those of this round's offer. The neighbours are
+        # scored while the workers write instances, and collected only for the write.
+        found.verdicts = self.pool.offer.remote([(r.id, r.instruction) for r in found.survivors])
+        found.filter_stats = self.pool.pop_filter_stats.remote()
+        found.neighbours = self.pool.describe_kept.remote()
         return found
 
     def settle(self, found: Found) -> None:
@@ -297,8 +301,8 @@ class Bootstrap:
         if found.failed:
             return
         with found.stats.timed("dedup"):
-            verdicts = ray.get(found.pending.pop("verdicts"))
-        found.stats.add_filter_stats(ray.get(found.pending.pop("filter_stats")))
+            verdicts = ray.get(found.verdicts)
+        found.stats.add_filter_stats(ray.get(found.filter_stats))
         for record, v in zip(found.survivors, verdicts, strict=True):
             if v.kept:
                 found.new.append(record)
@@ -322,24 +326,17 @@ class Bootstrap:
 
     # -- completing: steps 5-6 --------------------------------------------------------------------------
 
-    def start_completing(self, found: Found) -> None:
-        """Send the accepted records to the workers for instances, and ask the pool for neighbours.
-
-        The pool scores the neighbours while the workers write; it is asked only now, after the next
-        round's sample, so that sample need not wait for it.
-        """
-        found.pending["neighbours"] = self.pool.describe_kept.remote()
+    def start_instances(self, found: Found) -> None:
+        """Send the accepted records to the workers for classification and instances."""
         if self.write is not None and found.new:
             # Workers get only what the prompts need, not the provenance each record has gathered.
-            found.pending["instances"] = send_to_workers(
-                self.workers, self.write, [as_task(r) for r in found.new]
-            )
+            found.writing = send_to_workers(self.workers, self.write, [as_task(r) for r in found.new])
 
     def complete(self, found: Found, stats: RunStats) -> int:
         """Attach instances and neighbours to `found.new`; returns how many have instances."""
-        if "instances" in found.pending:
+        if found.writing:
             with stats.timed("instances"):
-                results = collect(found.pending.pop("instances"))
+                results = collect(found.writing)
             if not isinstance(self.write, Chain):  # no classify step: instances only
                 results = [(None, result) for result in results]
             classified = [c for c, _ in results if c is not None]
@@ -357,7 +354,7 @@ class Bootstrap:
                 record.provenance.append(provenance("instances", self.identity, response))
             self._filter_instances(found)
         with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
-            for record, n in zip(found.new, ray.get(found.pending.pop("neighbours")), strict=True):
+            for record, n in zip(found.new, ray.get(found.neighbours), strict=True):
                 record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
                 record.avg_similarity = n.avg_similarity
         return sum(1 for r in found.new if r.instances)

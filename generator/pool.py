@@ -61,14 +61,12 @@ def sample_mixes(
 
 
 class Pool:
-    """Instruction ids (seeds first, then machine tasks in the order they were kept) and the dedup
-    filters. It judges instruction text only, so candidates cross the actor boundary as
-    `(id, instruction)` pairs and only verdicts come back: the driver holds the records themselves.
+    """The dedup filters, loaded with the seeds and then every kept instruction, in order. It judges
+    instruction text only, so candidates cross the actor boundary as `(id, instruction)` pairs and only
+    verdicts come back: the driver holds the records themselves.
     """
 
     def __init__(self, seeds: list[Record], dedup: list[FilterSpec]) -> None:
-        self.seeds = [r.id for r in seeds]
-        self.machine: list[str] = []
         self.filters: list[Filter] = build_filters(dedup)
         self._undescribed: list[Record] = []  # kept, but `describe_kept` has not run on them yet
         for f in self.filters:
@@ -90,7 +88,6 @@ class Pool:
                     verdict = Verdict(False, f.name, reason, record.meta.get("near_duplicate"))
                     break
             if verdict.kept:
-                self.machine.append(record.id)
                 self._undescribed.append(record)
             verdicts.append(verdict)
         return verdicts
@@ -118,7 +115,6 @@ class Pool:
         for record in accepted:
             for f in self.filters:
                 _preload(f, record)
-            self.machine.append(record.id)
 
     def pop_filter_stats(self) -> dict[str, dict[str, int]]:
         """The dedup counters since the last call (the driver adds them to the run's totals)."""
@@ -126,9 +122,6 @@ class Pool:
         for f in self.filters:
             f.stats.clear()
         return out
-
-    def size(self) -> dict[str, int]:
-        return {"seeds": len(self.seeds), "machine": len(self.machine)}
 
 
 def _preload(f: Filter, record: Record) -> None:
