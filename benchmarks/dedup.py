@@ -177,7 +177,7 @@ def exhaustive(seeds: list[str], stream: list[str]) -> list[bool]:
     from rapidfuzz import process
     from rapidfuzz.distance import LCSseq
 
-    from filters.rouge import rouge_f_row, rouge_tokens
+    from filters.rouge import rouge_f_many, rouge_tokens
 
     vocab: dict[str, int] = {}
 
@@ -192,7 +192,7 @@ def exhaustive(seeds: list[str], stream: list[str]) -> list[bool]:
         keep = True
         if q and pool:
             lcs = process.cdist([q], pool, scorer=LCSseq.similarity, dtype=np.int32)[0]
-            keep = bool(rouge_f_row(lcs, len(q), np.asarray(lens)).max() <= THRESHOLD)
+            keep = bool(rouge_f_many(lcs, len(q), np.asarray(lens)).max() <= THRESHOLD)
         if keep:
             pool.append(q)
             lens.append(len(q))

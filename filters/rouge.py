@@ -77,16 +77,14 @@ def rouge_f(lcs: int, m: int, n: int) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def rouge_f_row(lcs: np.ndarray, m: int, lens: np.ndarray) -> np.ndarray:
-    """`rouge_f` for one query against many items, vectorised with the same float64 operations."""
-    if m == 0:
-        return np.zeros(len(lcs))
+def rouge_f_many(lcs: np.ndarray, m: int | np.ndarray, n: np.ndarray) -> np.ndarray:
+    """`rouge_f` element by element, over arrays that broadcast together (one query against many
+    items, or a matrix of rows), with the same float64 operations in the same order."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = lcs / lens
+        precision = lcs / n
         recall = lcs / m
         f = 2 * precision * recall / (precision + recall)
-    f[lcs == 0] = 0.0
-    return f
+    return np.where(lcs > 0, f, 0.0)  # no overlap (an empty list included): 0 without dividing
 
 
 # a kept record, its top-k most similar pool items as (text, F), and its mean F over the pool before it
@@ -298,7 +296,7 @@ class RougeLIndex:
         if not choices or not enc.ids:
             return np.zeros(len(choices))
         lcs = process.cdist([enc.seq], choices, scorer=LCSseq.similarity, dtype=np.int32)[0]
-        return rouge_f_row(lcs, len(enc.ids), lens)
+        return rouge_f_many(lcs, len(enc.ids), lens)
 
     def best_of(self, text: str, positions: Sequence[int]) -> Match | None:
         """The best pool item among `positions` with F > threshold (candidates from another index)."""

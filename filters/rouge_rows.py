@@ -22,7 +22,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from filters.rouge import Match, Neighbourhood, RougeLIndex, _Encoded, rouge_f, top_k_rows
+from filters.rouge import Match, Neighbourhood, RougeLIndex, _Encoded, rouge_f, rouge_f_many, top_k_rows
 from generator.records import Record
 
 
@@ -112,13 +112,10 @@ class _Chunk:
         half, pos = np.hstack([half, own_half]), np.hstack([pos, own_pos])
         order = np.lexsort((pos, -half))[:, :top_k]
         half, pos = np.take_along_axis(half, order, axis=1), np.take_along_axis(pos, order, axis=1)
-        # rouge-score's F from the integer LCS, with the same float operations as `rouge_f`
+        # rouge-score's F from the integer LCS (padding, at -1, gets a negative LCS: 0, dropped below)
         m = self.m[fresh].astype(np.float64)[:, None]
         n = np.asarray(lens[: start + len(members)], dtype=np.float64)[pos]
-        lcs = np.rint(half * (m + n))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision, recall = lcs / n, lcs / m
-            f = np.where(lcs > 0, 2 * precision * recall / (precision + recall), 0.0)
+        f = rouge_f_many(np.rint(half * (m + n)), m, n)
         out: list[Neighbourhood] = []
         for i, (row_half, row_pos, row_f) in enumerate(
             zip(half.tolist(), pos.tolist(), f.tolist(), strict=True)
