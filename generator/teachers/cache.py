@@ -7,6 +7,7 @@ stored: a failure must be retried on the next run, not replayed.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -30,10 +31,7 @@ class RequestCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        self._db = _open(path)
 
     def get_many(self, keys: list[str]) -> dict[str, TeacherResponse]:
         found: dict[str, TeacherResponse] = {}
@@ -56,6 +54,28 @@ class RequestCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _open(path: Path, patience_s: float = 60.0) -> sqlite3.Connection:
+    """Connect, switch to WAL and create the table, retrying while another process does the same.
+
+    Several workers open a fresh cache file at once. Switching to WAL needs an exclusive lock, and
+    SQLite answers "database is locked" at once, without waiting on the busy timeout, when two
+    connections race for it (its deadlock guard). So the whole setup is retried with jittered sleeps.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        db = sqlite3.connect(path, timeout=patience_s, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(SCHEMA)
+            return db
+        except sqlite3.OperationalError as error:
+            db.close()
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
 
 
 class CachedTeacher:
