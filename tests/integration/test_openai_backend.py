@@ -42,8 +42,11 @@ def test_completion_and_chat_round_trip(fake_openai: FakeOpenAI):
     assert all(r.ok for r in out)
     assert out[0].text.startswith(" ") and out[1].text.strip() in {"Yes", "No"}
     assert out[0].completion_tokens > 0 and out[0].prompt_tokens == 10
-    assert fake_openai.requests[0]["seed"] == 1 and fake_openai.requests[0]["max_tokens"] == 64
-    assert "messages" in fake_openai.requests[1]
+    # The two requests are in flight together, so they may reach the server in either order.
+    [sent_completion] = [body for body in fake_openai.requests if "prompt" in body]
+    [sent_chat] = [body for body in fake_openai.requests if "messages" in body]
+    assert sent_completion["seed"] == 1 and sent_completion["max_tokens"] == 64
+    assert sent_chat["messages"][-1]["content"].startswith("Task: Sort numbers.")
 
 
 def test_retries_500_then_succeeds(fake_openai: FakeOpenAI):
