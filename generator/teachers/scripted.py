@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import zlib
 from collections.abc import Callable
 from itertools import accumulate
@@ -100,8 +101,21 @@ def _vocabulary(size: int = 3000) -> tuple[list[str], list[float]]:
 
 
 _WORDS, _WEIGHTS = _vocabulary()
-_RNG = random.Random()  # reseeded for every answer, so an answer depends on its request alone
 _CUM_WEIGHTS = list(accumulate(_WEIGHTS))  # what `choices(weights=...)` would rebuild on every call
+
+
+class _PerThread(threading.local):
+    """One generator per thread, reseeded for every answer, so an answer depends on its request alone.
+
+    Shared between threads (the test server answers on several), one thread's reseed would land
+    between another's draws.
+    """
+
+    def __init__(self) -> None:
+        self.rng = random.Random()
+
+
+_PER_THREAD = _PerThread()
 
 
 def synthetic_instruction(rng: random.Random) -> str:
@@ -130,7 +144,7 @@ def synthetic_answer(request: TeacherRequest) -> str:
     text = request.text()
     # Seeded by a checksum of the prompt: a fresh `Random(text)` costs about 25 us (it hashes the
     # prompt with SHA-512 and builds a new generator), more than the rest of the answer.
-    rng = _RNG
+    rng = _PER_THREAD.rng
     rng.seed(zlib.crc32(f"|{request.params.seed}".encode(), zlib.crc32(text.encode())))
     tail = text.rstrip()
     evolved = _evolve_answer(tail, rng)
