@@ -55,7 +55,10 @@ log = logging.getLogger("synth_instruct")
 
 @dataclass
 class Found:
-    """A round's first half: its candidates, offered to the pool. Nothing here is committed yet."""
+    """A round in flight: its candidates, offered to the pool, and what is still pending for it.
+
+    Nothing here is committed yet: its drops and counters are added to the run's when it commits.
+    """
 
     round: int
     planned: int  # the kept count its number of proposals was planned from (a retry reuses it)
@@ -145,7 +148,7 @@ def grow(config: RunConfig, make_teacher: TeacherFactory) -> dict[str, Any]:
             loop.start_instances(found)
             following = loop.offer(found.round + 1, planned, proposals) if proposals is not None else None
 
-            newly_kept = loop.complete(found, stats)
+            newly_kept = loop.complete(found)
             kept += newly_kept
             accepted.extend(found.new)
             stats.add(found.stats)
@@ -332,8 +335,9 @@ class Bootstrap:
             # Workers get only what the prompts need, not the provenance each record has gathered.
             found.writing = send_to_workers(self.workers, self.write, [as_task(r) for r in found.new])
 
-    def complete(self, found: Found, stats: RunStats) -> int:
+    def complete(self, found: Found) -> int:
         """Attach instances and neighbours to `found.new`; returns how many have instances."""
+        stats = found.stats
         if found.writing:
             with stats.timed("instances"):
                 results = collect(found.writing)

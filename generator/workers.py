@@ -46,7 +46,7 @@ class Worker:
     async def run(self, task: Task[Any, Any], rows: list[Any]) -> list[Result]:
         """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
         responses = await self.teacher.generate([task.prompt(row) for row in rows])
-        out: list[tuple[TeacherResponse, Any]] = []
+        out: list[Result] = []
         for row, response in zip(rows, responses, strict=True):
             parsed = None
             if response.ok:
