@@ -1,0 +1,104 @@
+"""The datasets fixed runs make, pinned by digest: a refactor must not change a byte of them.
+
+Each scenario is a fixed seed, config and teacher (the synthetic scripted teacher, which answers every
+prompt this project sends), so `alpaca.json` is a function of the code alone. The digests were recorded
+on the code before the stage-runner redesign (issue 12) and must never move unless the data is meant to
+change; then re-record them with `python -m tests.unit.test_dataset_digests` and say why in the commit.
+
+Beside the dataset, the drop decisions (which item each filter dropped, and why) are pinned too, read
+from every `*dropped.jsonl` of the folder, so a change in what the filters decide shows even when the
+dataset happens to stay the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.config import RunConfig
+from generator.run import run
+from generator.teachers.scripted import ScriptedTeacher
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = REPO / "seeds" / "175.jsonl"
+
+# name -> RunConfig settings (besides seeds, out and the scripted teacher)
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "self-instruct": {"profile": "self-instruct", "target": 60},
+    "alpaca": {"profile": "alpaca", "target": 60},
+    "self-instruct-two-dedups": {
+        "target": 40,
+        "prompts_per_round": 3,
+        "dedup": [{"name": "minhash", "params": {"threshold": 0.6}}, {"name": "rouge_l"}],
+    },
+    "self-instruct+evolve": {"profile": "self-instruct", "target": 25, "evolve_rounds": 2},
+    "alpaca+evolve-code-scored": {
+        "profile": "alpaca",
+        "target": 20,
+        "evolve_rounds": 2,
+        "evolve_profile": "code",
+        "score_filter": {"name": "score", "params": {"key": "quality", "min_score": 4}},
+    },
+    "evolve-input": {"bootstrap": False, "evolve_rounds": 3, "seed": 7},
+}
+
+# recorded at c1d6cbb (before the redesign): alpaca.json, drop decisions
+DIGESTS: dict[str, tuple[str, str]] = {
+    "self-instruct": ("bd7be3b65c52f5ec", "7e2fd9a603924f2b"),
+    "alpaca": ("3e3c4458ee109c14", "4f53cda18c2baa0c"),
+    "self-instruct-two-dedups": ("aa148dacc6e2e120", "8150b88dd47717c3"),
+    "self-instruct+evolve": ("6187b8a034ba9a6a", "515400d414a223ec"),
+    "alpaca+evolve-code-scored": ("6a14fb448ade1e6e", "f7eb8bbe1ef5ee68"),
+    "evolve-input": ("1f08d04532541e71", "dbd4b353858afff0"),
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def drop_decisions(folder: Path) -> list[tuple[Any, ...]]:
+    """(stage, round, item id, filter, reason) of every drop the run wrote, in a stable order."""
+    out = []
+    for path in sorted(folder.glob("*dropped.jsonl")):
+        for line in path.read_text("utf-8").splitlines():
+            d = json.loads(line)
+            out.append((d["stage"], d["round"], d["item"]["id"], d["filter"], d["reason"]))
+    return sorted(out)
+
+
+def run_scenario(name: str, out: Path) -> tuple[str, str]:
+    settings = dict(SCENARIOS[name])
+    seeds = SEEDS
+    if not settings.get("bootstrap", True):
+        # evolve an Alpaca file: the first 30 seed tasks' first instances
+        rows = [json.loads(line) for line in SEEDS.read_text("utf-8").splitlines()[:30]]
+        seeds = out.parent / f"{name}-input.json"
+        seeds.write_text(json.dumps([{"instruction": r["instruction"], **r["instances"][0]} for r in rows]))
+    config = RunConfig(seeds=seeds, out=out, teacher="openai", model="scripted", cache=False, **settings)
+    run(config, ScriptedTeacher)
+    dataset = (out / "alpaca.json").read_bytes()
+    return _sha(dataset), _sha(json.dumps(drop_decisions(out)).encode())
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_fixed_runs_make_the_recorded_datasets(ray_session, name: str, tmp_path: Path):
+    assert name in DIGESTS, f"no digest recorded for {name}"
+    assert run_scenario(name, tmp_path / name) == DIGESTS[name]
+
+
+if __name__ == "__main__":  # print the digests of this code, to record them
+    import tempfile
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in SCENARIOS if len(sys.argv) < 2 else sys.argv[1:]:
+            print(f"    {scenario!r}: {run_scenario(scenario, Path(tmp) / scenario)!r},", flush=True)
+    ray.shutdown()
