@@ -166,9 +166,8 @@ def exact_with_stats(seeds: list[str], stream: list[str]) -> list[bool]:
     decisions: list[bool] = []
     for start in range(0, len(stream), 320):  # as the pool actor offers them: a round at a time
         batch = [Record(id="c", instruction=t, origin="bench") for t in stream[start : start + 320]]
-        f.prepare(batch)
-        decisions += [f.apply(r)[0] for r in batch]
-        f.neighbours_kept()
+        decisions += f.offer(batch)
+        f.neighbours()
     return decisions
 
 
@@ -251,14 +250,14 @@ def rouge_serial(seeds: list[str], stream: list[str], marks: dict[int, tuple[flo
 
 
 def minhash(seeds: list[str], stream: list[str], name: str = "minhash") -> list[bool]:
-    from filters.base import build_filters
+    from filters.base import build_dedup
     from generator.records import Record
 
     params = {"threshold": THRESHOLD} | (
         {"lsh_threshold": 0.5, "top_k": 0} if name == "minhash_rouge_l" else {}
     )
-    (f,) = build_filters([{"name": name, "params": params}])
-    f.add_many(Record(id="seed", instruction=s, origin="seed") for s in seeds)  # type: ignore[attr-defined]
+    (f,) = build_dedup([{"name": name, "params": params}])
+    f.add_many(Record(id="seed", instruction=s, origin="seed") for s in seeds)
     return [f.apply(Record(id="c", instruction=t, origin="bench"))[0] for t in stream]
 
 

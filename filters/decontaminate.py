@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from filters.base import Filter, register
+from filters.base import Filter, Judgement, register
 from filters.rouge import rouge_tokens
 from filters.textio import InputError, read_rows
-from generator.records import Record
+from generator.records import Contamination, Record
 
 MIN_NGRAM = 4
 PROMPT_FIELDS = ("prompt", "instruction", "input", "question", "text", "content")
@@ -128,13 +128,13 @@ class DecontaminateFilter(Filter):
         self.threshold = threshold
         self.sets = [EvalSet.from_file(f, n, name, field) for f in files]
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         texts = [item.instruction] + [
             f"{item.instruction}\n{i.input}" for i in item.instances if i.input.strip()
         ]
         for eval_set in self.sets:
             score = max(eval_set.overlap(t) for t in texts)
             if score >= self.threshold:
-                item.meta["contamination"] = {"set": eval_set.name, "overlap": round(score, 4)}
+                item.contamination = Contamination(set=eval_set.name, overlap=round(score, 4))
                 return False, f"contaminated:{eval_set.name}"
         return True

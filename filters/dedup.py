@@ -3,7 +3,8 @@
 Rows are read in order and the first occurrence wins, exactly as in the Self-Instruct/Alpaca loop:
 each row is compared with the rows kept before it (and with `--seeds`, if given). With `--method rougel`
 the kept rows are the very rows the rouge-score loop keeps. Kept rows are written unchanged; with
-`--dropped`, every dropped row is written with its line, reason and the row it duplicated.
+`--dropped`, every dropped row is written with its line, reason and the row it duplicated
+(`duplicate_of`: its text, the score, and its id: its line, or `seed:<line>` for a seed).
 
 Exit codes: 0 done, 2 bad input or arguments (the message names file:line).
 """
@@ -19,8 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from filters.base import build_filters
-from filters.rouge import DedupFilter
+from filters.base import build_dedup
 from filters.textio import read_rows, text_field
 from generator.records import Record
 
@@ -97,27 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows = _load(args.input, args.field)
         seeds = _load(args.seeds, args.field) if args.seeds else []
-        (dedup,) = build_filters([{"name": METHODS[args.method], "params": _params(args)}])
+        (dedup,) = build_dedup([{"name": METHODS[args.method], "params": _params(args)}])
     except (ValueError, ImportError) as exc:  # InputError (file:line), bad parameters, missing packages
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    assert isinstance(dedup, DedupFilter)
 
-    dropped: list[dict[str, Any]] = []
+    why: dict[str, str] = {}  # record id -> why it was dropped
+    dedup.on_drop = lambda item, label, reason: why.__setitem__(item.id, reason)
     dedup.add_many(Record(id=f"seed:{line}", instruction=text, origin="seed") for line, _, text in seeds)
     records = [Record(id=str(line), instruction=text, origin="input") for line, _, text in rows]
-    dedup.prepare(records)
     kept: list[Any] = []
-    for (line, row, _), record in zip(rows, records, strict=True):
-        ok, reason = dedup.apply(record)
+    dropped: list[dict[str, Any]] = []
+    for (line, row, _), record, ok in zip(rows, records, dedup.offer(records), strict=True):
         if ok:
             kept.append(row)
-        else:
-            entry = {"line": line, "filter": dedup.name, "reason": reason}
-            entry |= (
-                {"duplicate_of": record.meta["near_duplicate"]} if "near_duplicate" in record.meta else {}
-            )
-            dropped.append(entry | {"row": row})
+            continue
+        entry = {"line": line, "filter": dedup.label, "reason": why[record.id]}
+        if record.near_duplicate is not None:
+            entry["duplicate_of"] = record.near_duplicate.model_dump()
+        dropped.append(entry | {"row": row})
 
     _write_jsonl(args.out, kept)
     if args.dropped:

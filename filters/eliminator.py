@@ -10,26 +10,18 @@ The paper's four rules (Xu et al. 2023, §3; `shared/prior-art.md` §3.4):
 h2o-wizardlm's cheap rules (`change_approved()`, §3.6), which need no teacher call:
   `evol_unchanged`, `evol_too_many_newlines`, `evol_too_many_items`, `evol_assistant_boilerplate`.
 
-Each filter says what it `needs`, so the evolution stage runs the cheap ones before it pays for the
-judge and the answer: "instruction" rules first, then "verdict", then "answer".
+Each filter's `phase` says what must be on the record before it can judge, so the evolution stage runs
+the cheap ones before it pays for the judge and the answer: "instruction" rules first, then "verdict",
+then "answer".
 """
 
 from __future__ import annotations
 
 import re
 import string
-from typing import ClassVar, Literal
 
-from filters.base import Filter, register
+from filters.base import Filter, Judgement, register
 from generator.records import Record
-
-Needs = Literal["instruction", "verdict", "answer", "scores"]
-
-
-class EvolFilter(Filter):
-    """An eliminator rule; `needs` names what must be on the record before it can judge."""
-
-    needs: ClassVar[Needs] = "instruction"
 
 
 def _normalise(text: str) -> str:
@@ -44,14 +36,14 @@ def _answer(item: Record) -> str:
 
 
 @register
-class Unchanged(EvolFilter):
+class Unchanged(Filter):
     """The rewrite is the original again (case, spacing and end punctuation aside)."""
 
     name = "evol_unchanged"
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
-        parent = item.meta.get("parent_instruction")
-        if isinstance(parent, str) and _normalise(parent) == _normalise(item.instruction):
+    def filter(self, item: Record) -> Judgement:
+        parent = item.parent_instruction
+        if parent is not None and _normalise(parent) == _normalise(item.instruction):
             return False, "unchanged"
         return True
 
@@ -71,7 +63,7 @@ LEAK_PHRASES = (
 
 
 @register
-class PromptLeak(EvolFilter):
+class PromptLeak(Filter):
     """Rule 4: the evolved prompt copies the rewriter template's own words (its markers)."""
 
     name = "evol_prompt_leak"
@@ -80,7 +72,7 @@ class PromptLeak(EvolFilter):
         super().__init__()
         self.phrases = tuple(p.lower() for p in phrases)
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         text = " ".join(item.instruction.lower().split())
         if any(p in text for p in self.phrases):
             return False, "prompt_leak"
@@ -88,7 +80,7 @@ class PromptLeak(EvolFilter):
 
 
 @register
-class TooManyNewlines(EvolFilter):
+class TooManyNewlines(Filter):
     """More than `ratio` newlines per space: a list or fragment dump, not an instruction (h2o)."""
 
     name = "evol_too_many_newlines"
@@ -97,7 +89,7 @@ class TooManyNewlines(EvolFilter):
         super().__init__()
         self.ratio = ratio
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         text = item.instruction
         if text.count("\n") > self.ratio * text.count(" "):
             return False, "too_many_newlines"
@@ -108,7 +100,7 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 
 
 @register
-class TooManyItems(EvolFilter):
+class TooManyItems(Filter):
     """More than `max_items` list items making up the whole text (one lead-in line allowed).
 
     h2o drops a prompt whose every line is a "- " item once there are more than 10; numbered and other
@@ -121,7 +113,7 @@ class TooManyItems(EvolFilter):
         super().__init__()
         self.max_items = max_items
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         lines = [line for line in item.instruction.splitlines() if line.strip()]
         items = sum(1 for line in lines if _LIST_ITEM.match(line))
         if items > self.max_items and items >= len(lines) - 1:
@@ -145,7 +137,7 @@ _REFUSAL = re.compile(r"^\s*(?:i'm sorry|i am sorry|sorry,|i apologi[sz]e|i cann
 
 
 @register
-class AssistantBoilerplate(EvolFilter):
+class AssistantBoilerplate(Filter):
     """The rewrite is assistant talk ("As an AI ...", "How can I assist") or a refusal, not a prompt."""
 
     name = "evol_assistant_boilerplate"
@@ -154,9 +146,9 @@ class AssistantBoilerplate(EvolFilter):
         super().__init__()
         self.phrases = tuple(p.lower() for p in phrases)
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         text = " ".join(item.instruction.lower().split()).replace("’", "'")
-        parent = str(item.meta.get("parent_instruction", "")).lower()
+        parent = (item.parent_instruction or "").lower()
         # A phrase the original already had is content, not boilerplate the rewriter added.
         if any(p in text and p not in parent for p in self.phrases):
             return False, "assistant_boilerplate"
@@ -169,14 +161,14 @@ class AssistantBoilerplate(EvolFilter):
 
 
 @register
-class NoInformationGain(EvolFilter):
+class NoInformationGain(Filter):
     """Rule 1: the judge found the evolved prompt equal to the original. No verdict: kept."""
 
     name = "evol_no_gain"
-    needs = "verdict"
+    phase = "verdict"
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
-        if item.meta.get("equal_to_parent") is True:
+    def filter(self, item: Record) -> Judgement:
+        if item.equal_to_parent is True:
             return False, "no_information_gain"
         return True
 
@@ -185,17 +177,17 @@ class NoInformationGain(EvolFilter):
 
 
 @register
-class HardToAnswer(EvolFilter):
+class HardToAnswer(Filter):
     """Rule 2: the answer contains "sorry" and has fewer than `max_words` words."""
 
     name = "evol_hard_to_answer"
-    needs = "answer"
+    phase = "answer"
 
     def __init__(self, max_words: int = 80) -> None:
         super().__init__()
         self.max_words = max_words
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         answer = _answer(item)
         if re.search(r"\bsorry\b", answer, re.IGNORECASE) and len(answer.split()) < self.max_words:
             return False, "hard_to_answer"
@@ -219,19 +211,14 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 @register
-class EmptyAnswer(EvolFilter):
+class EmptyAnswer(Filter):
     """Rule 3: the answer holds nothing but punctuation and stop words (or nothing at all)."""
 
     name = "evol_empty_answer"
-    needs = "answer"
+    phase = "answer"
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         words = _WORD.findall(_answer(item).lower().replace("’", "'"))
         if all(w in STOP_WORDS for w in words):
             return False, "empty_answer"
         return True
-
-
-def needs(f: Filter) -> Needs:
-    """What a filter needs on the record; any other registered filter judges the instruction."""
-    return getattr(f, "needs", "instruction")

@@ -1,11 +1,13 @@
 """Instance filters: Self-Instruct's preparation stage (`prepare_for_finetuning.py`), one filter per rule.
 
-Two kinds, both ordinary `Filter`s so they count and report drops like every other filter:
+Two kinds, both `Filter`s of phase "instances", so they count and report drops like every other filter:
 
-- **per-instance rules** (`per_instance = True`) judge one input/output pair. `apply_instance_filters`
-  hands them a one-instance copy of the record, so `total` counts instances and `on_drop` receives
-  exactly the instance that was dropped;
-- **task rules** judge the record with the instances that survived so far: a conflict drops the task.
+- **per-instance rules** (`InstanceFilter`) judge a task's input/output pairs, one reason or None per
+  instance (`check_instances`; state such as "seen before" lives in that one call). Through
+  `apply_instance_filters`, `total` counts instances and `on_drop` receives a one-instance copy of the
+  record holding exactly the instance that was dropped;
+- **task rules** (any other filter) judge the record with the instances that survived so far: a
+  conflict drops the task.
 
 `apply_instance_filters(record, filters)` runs them in the configured order. Self-Instruct's order is
 empty output, input == output, truncated → (conflicting outputs, exact duplicates) → at most 5; its
@@ -16,28 +18,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import groupby
+from typing import cast
 
-from filters.base import Filter, register
+from filters.base import Filter, Judgement, register
 from generator.records import Instance, Record
 
 
 class InstanceFilter(Filter):
-    """A rule on `record.instances`. `start_task` resets any per-task state before a new record."""
+    """A rule on each instance of a task, in order."""
 
-    per_instance = True
+    phase = "instances"
 
-    def start_task(self) -> None:
-        """Called by `apply_instance_filters` before the instances of each record."""
-
-    def check(self, instance: Instance) -> str | None:
-        """The drop reason for one instance, or None to keep it (per-instance rules)."""
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        """The drop reason for each instance, or None to keep it."""
         raise NotImplementedError
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
-        # Given a one-instance copy this judges that instance; given a whole record, every instance
-        # must pass (the first failing one names the reason).
-        for instance in item.instances:
-            reason = self.check(instance)
+    def filter(self, item: Record) -> Judgement:
+        # a whole record: every instance must pass (the first failing one names the reason)
+        for reason in self.check_instances(item.instances):
             if reason is not None:
                 return False, reason
         return True
@@ -53,8 +51,8 @@ class EmptyOutputFilter(InstanceFilter):
 
     name = "instance_empty_output"
 
-    def check(self, instance: Instance) -> str | None:
-        return "empty_output" if not _clean(instance.output) else None
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        return [None if _clean(i.output) else "empty_output" for i in instances]
 
 
 @register
@@ -63,8 +61,8 @@ class InputEqualsOutputFilter(InstanceFilter):
 
     name = "instance_input_equals_output"
 
-    def check(self, instance: Instance) -> str | None:
-        return "input_equals_output" if _clean(instance.input) == _clean(instance.output) else None
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        return ["input_equals_output" if _clean(i.input) == _clean(i.output) else None for i in instances]
 
 
 @register
@@ -73,12 +71,16 @@ class TruncatedFilter(InstanceFilter):
 
     name = "instance_truncated"
 
-    def check(self, instance: Instance) -> str | None:
-        if _clean(instance.input).endswith(":"):
-            return "truncated_input"
-        if _clean(instance.output).endswith(":"):
-            return "truncated_output"
-        return None
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        return [_truncated(i) for i in instances]
+
+
+def _truncated(instance: Instance) -> str | None:
+    if _clean(instance.input).endswith(":"):
+        return "truncated_input"
+    if _clean(instance.output).endswith(":"):
+        return "truncated_output"
+    return None
 
 
 @register
@@ -87,19 +89,14 @@ class DuplicateInstanceFilter(InstanceFilter):
 
     name = "instance_duplicate"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[str, str]] = set()
-
-    def start_task(self) -> None:
-        self._seen.clear()
-
-    def check(self, instance: Instance) -> str | None:
-        key = (_clean(instance.input), _clean(instance.output))
-        if key in self._seen:
-            return "duplicate_instance"
-        self._seen.add(key)
-        return None
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        seen: set[tuple[str, str]] = set()
+        out: list[str | None] = []
+        for instance in instances:
+            key = (_clean(instance.input), _clean(instance.output))
+            out.append("duplicate_instance" if key in seen else None)
+            seen.add(key)
+        return out
 
 
 @register
@@ -113,29 +110,23 @@ class MaxInstancesFilter(InstanceFilter):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self.k = k
-        self._count = 0
 
-    def start_task(self) -> None:
-        self._count = 0
-
-    def check(self, instance: Instance) -> str | None:
-        if self._count >= self.k:
-            return f"over_{self.k}_instances"
-        self._count += 1
-        return None
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        over = f"over_{self.k}_instances"
+        return [None if n < self.k else over for n in range(len(instances))]
 
 
 @register
-class ConflictingOutputsFilter(InstanceFilter):
+class ConflictingOutputsFilter(Filter):
     """Drop the whole task when one non-empty input appears with different outputs.
 
     Such a task is ambiguous (or the teacher was guessing), so none of its instances can be trusted.
     """
 
     name = "instance_conflicting_outputs"
-    per_instance = False
+    phase = "instances"
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         outputs: dict[str, str] = {}
         for instance in item.instances:
             key = _clean(instance.input)
@@ -150,54 +141,52 @@ class ConflictingOutputsFilter(InstanceFilter):
 def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[Filter]) -> Record | None:
     """Run instance filters in order; returns the record with its surviving instances, or None.
 
-    Per-instance rules see each surviving instance on its own (a one-instance copy of the record, so a
-    drop is counted once and reported with just that instance); task rules see the record with the
-    survivors so far and drop it whole. A record left with no instance is dropped (None). The record
-    passed in is not modified (it is returned as it is when every instance survives).
+    Per-instance rules see the surviving instances (an instance stops at the first rule that drops it,
+    and a drop is counted once and reported with a one-instance copy of the record); task rules see the
+    record with the survivors so far and drop it whole. A record left with no instance is dropped
+    (None). The record passed in is not modified (it is returned as it is when every instance survives).
     """
-    chain = list(filters)
-    for f in chain:
-        if isinstance(f, InstanceFilter):
-            f.start_task()
     instances = record.instances
-    for per_instance, group in groupby(chain, key=lambda f: bool(getattr(f, "per_instance", False))):
+    for per_instance, group in groupby(filters, key=lambda f: isinstance(f, InstanceFilter)):
         if not instances:
             break
         rules = list(group)
         if per_instance:
-            # A run of per-instance rules, which stops at the first rule that drops an instance (the
-            # same counts as running each rule over all instances in turn).
-            instances = [i for i in instances if all(_apply_to(f, record, i) for f in rules)]
+            instances = _per_instance(record, instances, cast(list[InstanceFilter], rules))
             continue
         # Task rules see the survivors so far (rules only drop: same length, same instances).
         view = record if len(instances) == len(record.instances) else _with(record, instances)
-        if not _passes(rules, view):
+        if not all(f.apply(view)[0] for f in rules):
             return None
     if not instances:
         return None
     return record if len(instances) == len(record.instances) else _with(record, instances)
 
 
+def _per_instance(record: Record, instances: list[Instance], rules: list[InstanceFilter]) -> list[Instance]:
+    """A run of per-instance rules, each judging the instances that reach it in one call.
+
+    Counted as if each instance went through the rules in turn; only a drop (rare) builds the
+    one-instance copy it is reported with, in the order of the instances.
+    """
+    alive = instances
+    positions: Sequence[int] = range(len(instances))  # of the instances in `alive`
+    drops: list[tuple[int, InstanceFilter, str]] = []  # (position, rule, reason)
+    for f in rules:
+        reasons = f.check_instances(alive)
+        if any(reasons):
+            drops += [(p, f, r) for p, r in zip(positions, reasons, strict=True) if r is not None]
+            positions = [p for p, r in zip(positions, reasons, strict=True) if r is None]
+            alive = [instances[p] for p in positions]
+        if alive:
+            f.stats["total"] += len(alive)
+            f.stats["kept"] += len(alive)
+        else:
+            break
+    for p, f, reason in sorted(drops, key=lambda d: d[0]):
+        f.count(_with(record, [instances[p]]), (False, reason))
+    return alive
+
+
 def _with(record: Record, instances: list[Instance]) -> Record:
     return record.model_copy(update={"instances": instances})
-
-
-def _passes(rules: list[Filter], item: Record) -> bool:
-    return all(f.apply(item)[0] for f in rules)
-
-
-def _apply_to(f: Filter, record: Record, instance: Instance) -> bool:
-    """`f.apply` on a one-instance copy of `record`, without making the copy when `f` keeps it.
-
-    A rule that works through `check` is asked directly and counted as `apply` counts; only a drop
-    (rare) builds the copy, so `on_drop` still receives exactly the dropped instance.
-    """
-    if (
-        isinstance(f, InstanceFilter)
-        and type(f).filter is InstanceFilter.filter
-        and f.check(instance) is None
-    ):
-        f.stats["total"] += 1
-        f.stats["kept"] += 1
-        return True
-    return f.apply(_with(record, [instance]))[0]

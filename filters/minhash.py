@@ -9,8 +9,9 @@ above a threshold without comparing every pair. On short instructions it is a co
   one of them has exact ROUGE-L F above `threshold`. Each drop is one ROUGE-L would make; pairs LSH does
   not propose are missed, which is the price of not scoring every pair.
 
-Signatures are computed as `MinHash.bulk` does (one seeded prototype, copied per text); `add_many` preloads seeds, or rebuilds the index on resume
-from the accepted items in their original order, which gives the very same index (MinHash is seeded).
+Signatures are computed as `MinHash.bulk` does (one seeded prototype, copied per text); `add_many`
+preloads seeds, or rebuilds the index on resume from the accepted items in their original order, which
+gives the very same index (MinHash is seeded).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Literal
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
-from filters.base import register
-from filters.rouge import DedupFilter, Match, RougeLIndex, reason_for, rouge_tokens, top_k_rows
-from generator.records import Record, Similar
+from filters.base import Dedup, Judgement, Match, Neighbourhood, reason_for, register
+from filters.rouge import RougeLIndex, rouge_tokens, top_k_rows
+from generator.records import Record
 
 Shingle = Literal["word", "char"]
 _SPACES = re.compile(r"\s+")
@@ -139,7 +140,7 @@ class MinHashIndex:
 
 
 @register
-class MinHashFilter(DedupFilter):
+class MinHashFilter(Dedup):
     """Drop an instruction whose estimated Jaccard with a seed or kept one is above `threshold`.
 
     Args:
@@ -151,6 +152,7 @@ class MinHashFilter(DedupFilter):
     """
 
     name = "minhash"
+    metric = "jaccard"
 
     def __init__(
         self,
@@ -163,6 +165,7 @@ class MinHashFilter(DedupFilter):
         super().__init__()
         self.index = MinHashIndex(threshold, num_perm, shingle, ngram, seed)
         self.texts: list[str] = []
+        self.ids: list[str | None] = []  # the pool items' ids, beside their texts
         self.reason = reason_for(self.name, threshold)
 
     def __len__(self) -> int:
@@ -172,33 +175,37 @@ class MinHashFilter(DedupFilter):
         self.add_many([record])
 
     def add_many(self, records: Iterable[Record]) -> None:
-        texts = [r.instruction for r in records]
-        self.index.add_many(texts)
-        self.texts.extend(texts)
+        records = list(records)
+        self.index.add_many(r.instruction for r in records)
+        self.texts.extend(r.instruction for r in records)
+        self.ids.extend(r.id for r in records)
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
+    def filter(self, item: Record) -> Judgement:
         match = self.index.offer(item.instruction)
         if match is not None:
-            item.meta["near_duplicate"] = {"text": self.texts[match.position], "jaccard": match.score}
+            j = match.position
+            item.near_duplicate = self.duplicate_of(self.texts[j], self.ids[j], match.score)
             return False, self.reason
         self.texts.append(item.instruction)
+        self.ids.append(item.id)
         return True
 
 
 @register
-class MinHashRougeLFilter(DedupFilter):
+class MinHashRougeLFilter(Dedup):
     """MinHash LSH proposes candidates; exact ROUGE-L F above `threshold` among them drops the item.
 
     Args:
         threshold: the ROUGE-L F threshold (Self-Instruct: 0.7).
         lsh_threshold: the Jaccard level LSH is tuned for; lower finds more of ROUGE-L's duplicates.
         num_perm, shingle, ngram, seed: as for `minhash`.
-        top_k: kept records get `most_similar` from the verified candidates (a subset of the pool, so
-            it is a lower bound on the true top-k); `avg_similarity` is left empty, since computing it
-            needs every pair, which is what this filter avoids.
+        top_k: kept records' `neighbours()` are ranked among the verified candidates (a subset of the
+            pool, so it is a lower bound on the true top-k); the mean similarity is left empty, since
+            computing it needs every pair, which is what this filter avoids.
     """
 
     name = "minhash_rouge_l"
+    metric = "rouge_l"
 
     def __init__(
         self,
@@ -215,6 +222,7 @@ class MinHashRougeLFilter(DedupFilter):
         self.rouge = RougeLIndex(threshold, prefix_index=False)
         self.top_k = top_k
         self.reason = reason_for("rouge_l", threshold)
+        self._kept: list[Neighbourhood] = []  # kept since the last `neighbours()`, with their top k
 
     def __len__(self) -> int:
         return len(self.rouge)
@@ -223,25 +231,31 @@ class MinHashRougeLFilter(DedupFilter):
         self.add_many([record])
 
     def add_many(self, records: Iterable[Record]) -> None:
-        texts = [r.instruction for r in records]
-        self.minhash.add_many(texts)
-        for text in texts:
-            self.rouge.add(text)
+        records = list(records)
+        self.minhash.add_many(r.instruction for r in records)
+        for r in records:
+            self.rouge.add(r.instruction, r.id)
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
-        text = item.instruction
+    def filter(self, item: Record) -> Judgement:
+        text, rouge = item.instruction, self.rouge
         (sig,) = self.minhash.signatures([text])
         cand = self.minhash.candidates(sig)
-        match = self.rouge.best_of(text, cand) if cand else None
+        match = rouge.best_of(text, cand) if cand else None
         if match is not None:
-            item.meta["near_duplicate"] = {"text": self.rouge.texts[match.position], "score": match.score}
+            j = match.position
+            item.near_duplicate = self.duplicate_of(rouge.texts[j], rouge.ids[j], match.score)
             return False, self.reason
-        if cand and self.top_k > 0:
-            scores = self.rouge.scores(text, cand)
-            item.most_similar = [
-                Similar(text=self.rouge.texts[cand[i]], score=float(scores[i]))
-                for i in top_k_rows([scores], self.top_k)[0]
-            ]
+        if self.top_k > 0:
+            similar: list[tuple[str, float]] = []
+            if cand:
+                scores = rouge.scores(text, cand)
+                top = top_k_rows([scores], self.top_k)[0]
+                similar = [(rouge.texts[cand[i]], float(scores[i])) for i in top]
+            self._kept.append((item, similar, None))
         self.minhash.insert(sig)
-        self.rouge.add(text)
+        rouge.add(text, item.id)
         return True
+
+    def neighbours(self) -> list[Neighbourhood]:
+        kept, self._kept = self._kept, []
+        return kept

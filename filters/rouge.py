@@ -37,15 +37,14 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Indel, LCSseq
 
-from filters.base import Filter
-from generator.records import Record
+from filters.base import Match
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _MAX_CODE_POINT = 0x10FFFF
@@ -87,17 +86,6 @@ def rouge_f_many(lcs: np.ndarray, m: int | np.ndarray, n: np.ndarray) -> np.ndar
     return np.where(lcs > 0, f, 0.0)  # no overlap (an empty list included): 0 without dividing
 
 
-# a kept record, its top-k most similar pool items as (text, F), and its mean F over the pool before it
-Neighbourhood = tuple[Record, list[tuple[str, float]], float | None]
-
-
-class Match(NamedTuple):
-    """The pool item that makes a candidate a near-duplicate: its position in the pool and its score."""
-
-    position: int
-    score: float
-
-
 class _Encoded(NamedTuple):
     ids: list[int]  # token ids; 0 for a token the pool has never seen (it can match nothing)
     seq: str | list[int]  # the ids as code points (a list of ints only past U+10FFFF distinct tokens)
@@ -131,8 +119,9 @@ def _elements(ids: list[int]) -> list[int]:
 class RougeLIndex:
     """The pool of texts and its prefix index: answers "is this text a near-duplicate?" exactly.
 
-    `add` puts a text in the pool unconditionally (seeds, or the accepted items on resume, in order);
-    `check` finds a pool item with F > threshold; `scores` gives F against every pool item.
+    `add` puts a text in the pool unconditionally (seeds, or the accepted items on resume, in order),
+    with the id of its item if it has one; `check` finds a pool item with F > threshold; `scores` gives
+    F against every pool item.
     """
 
     def __init__(self, threshold: float = 0.7, prefix_index: bool = True) -> None:
@@ -141,6 +130,7 @@ class RougeLIndex:
         self.threshold = threshold
         self.prefix_index = prefix_index  # False: only scores (another index proposes candidates)
         self.texts: list[str] = []
+        self.ids: list[str | None] = []  # the pool items' ids, beside their texts
         self._seqs: list[str | list[int]] = []
         # token counts: an int array indexes fast one at a time and lends numpy a view for whole rows
         self._lens = array("i")
@@ -205,15 +195,16 @@ class RougeLIndex:
         self._seqs = [s.translate(mapping) for s in self._seqs]  # type: ignore[union-attr]
         self._counts = Counter({mapping[k]: v for k, v in self._counts.items()})
 
-    def add(self, text: str) -> int:
-        """Put `text` in the pool without checking it; returns its pool position."""
-        return self.add_encoded(text, self.encode_new(text))
+    def add(self, text: str, id: str | None = None) -> int:
+        """Put `text` (of the item `id`) in the pool without checking it; returns its pool position."""
+        return self.add_encoded(text, self.encode_new(text), id)
 
-    def add_encoded(self, text: str, enc: _Encoded) -> int:
+    def add_encoded(self, text: str, enc: _Encoded, id: str | None = None) -> int:
         """`add` for a text already encoded by `encode_new` (no second tokenization)."""
         ids, seq = enc
         pos = len(self.texts)
         self.texts.append(text)
+        self.ids.append(id)
         if not self.prefix_index:
             self._counts.update(ids)  # only `renumber_by_frequency` reads them
         self._seqs.append(seq)
@@ -346,39 +337,3 @@ def top_k_rows(rows: np.ndarray | Sequence[np.ndarray], k: int) -> list[list[int
     for i, j in zip(r[keep].tolist(), c[keep].tolist(), strict=True):
         out[i].append(j)
     return out
-
-
-class DedupFilter(Filter):
-    """A stateful dedup filter over `record.instruction`: a pool it compares with and grows.
-
-    `add(record)` preloads a pool item without counting it (seeds first, then on resume the accepted
-    items in their original order, which rebuilds the exact same index); `filter(record)` compares with
-    everything added or kept so far and adds the record when it keeps it.
-    """
-
-    def add(self, record: Record) -> None:
-        raise NotImplementedError
-
-    def add_many(self, records: Iterable[Record]) -> None:
-        for record in records:
-            self.add(record)
-
-    def prepare(self, records: Iterable[Record]) -> None:
-        """A hint that these records are offered next, so a filter can batch work (embeddings)."""
-
-    def annotate_kept(self) -> None:
-        """Fill `most_similar` / `avg_similarity` on the records kept since the last call, in one batch.
-
-        A filter that fills them while it decides (or not at all) has nothing to do here.
-        """
-
-    def neighbours_kept(self) -> list[Neighbourhood]:
-        """What `annotate_kept` would fill, as `(record, [(text, score)], mean)`, without filling it."""
-        return []
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-
-def reason_for(name: str, threshold: float) -> str:
-    return f"{name}>{threshold:g}"

@@ -22,7 +22,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from filters.rouge import Match, Neighbourhood, RougeLIndex, _Encoded, rouge_f, rouge_f_many, top_k_rows
+from filters.base import Match, Neighbourhood
+from filters.rouge import RougeLIndex, _Encoded, rouge_f, rouge_f_many, top_k_rows
 from generator.records import Record
 
 

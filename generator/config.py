@@ -2,6 +2,10 @@
 
 Unset profile-dependent fields (`None`) are filled from the chosen profile by `resolved()`, and the
 resolved config is what `config.json` records, so a run can always be read back exactly.
+
+A field that changes what a run makes says so (`json_schema_extra=CHANGES_DATA`): resuming a run folder
+with another value of such a field is refused, while the others (target, workers, timeouts, prices...)
+may change between a run and its resumption. Every filter spec is checked here, before anything starts.
 """
 
 from __future__ import annotations
@@ -12,20 +16,30 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonDict
 
-from filters.base import FilterSpec, build_filters
+from filters.base import FilterKind, FilterSpec, validate_specs
 from generator.profiles import (
     ANSWER_SAMPLING,
     ELIMINATOR,
     EVOLVE_SAMPLING,
     JUDGE_SAMPLING,
     PROFILES,
-    EvolveProfileName,
-    ProfileName,
     evolve_ops,
+    evolve_profiles,
 )
 from generator.teachers.base import SamplingParams
+
+CHANGES_DATA: JsonDict = {"changes_data": True}  # on a field: another value makes another dataset
 
 
 def default_cache_dir() -> Path:
@@ -42,24 +56,41 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # -- what to grow --------------------------------------------------------------------------------
-    seeds: Path = Field(description="seed task file (Self-Instruct JSONL, or Alpaca JSON/JSONL)")
+    seeds: Path = Field(
+        description="seed task file (Self-Instruct JSONL, or Alpaca JSON/JSONL)",
+        json_schema_extra=CHANGES_DATA,
+    )
     target: int = Field(100, ge=1, description="stop once this many instructions with >= 1 instance are kept")
-    profile: ProfileName = Field("self-instruct", description="published parameters to reproduce")
-    seed: int = Field(42, description="seed for every random choice (prompt mixes, sampling seeds)")
+    profile: str = Field(
+        "self-instruct", description="published parameters to reproduce", json_schema_extra=CHANGES_DATA
+    )
+    seed: int = Field(
+        42,
+        description="seed for every random choice (prompt mixes, sampling seeds)",
+        json_schema_extra=CHANGES_DATA,
+    )
     out: Path | None = Field(None, description="output folder (default out/<run-name>)")
-    run_name: str | None = Field(None, description="name of the run (default <profile>-seed<seed>)")
+    run_name: str | None = Field(
+        None, description="name of the run (default <profile>-seed<seed>)", json_schema_extra=CHANGES_DATA
+    )
 
     # -- the teacher ---------------------------------------------------------------------------------
     teacher: Literal["vllm", "openai"] = Field(
-        "vllm", description="in-process vLLM (the embedded model unless --model), or an OpenAI-compatible API"
+        "vllm",
+        description="in-process vLLM (the embedded model unless --model), or an OpenAI-compatible API",
+        json_schema_extra=CHANGES_DATA,
     )
     base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+        None,
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1",
+        json_schema_extra=CHANGES_DATA,
     )
-    model: str | None = Field(None, description="model name (openai) or HF folder / hub id (vllm)")
+    model: str | None = Field(
+        None, description="model name (openai) or HF folder / hub id (vllm)", json_schema_extra=CHANGES_DATA
+    )
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     api: Literal["completion", "chat"] | None = Field(
-        None, description="endpoint kind (default: the profile's)"
+        None, description="endpoint kind (default: the profile's)", json_schema_extra=CHANGES_DATA
     )
     max_in_flight: int | None = Field(
         None,
@@ -68,8 +99,8 @@ class RunConfig(BaseModel):
     )
     request_timeout: float = Field(120.0, gt=0, description="seconds before one request is abandoned")
     max_retries: int = Field(5, ge=0, description="retries on timeouts, connection errors, 429 and 5xx")
-    replicas: int = Field(1, ge=1, description="vLLM engines (data parallel)")
-    tensor_parallel: int = Field(1, ge=1, description="GPUs per vLLM engine")
+    replicas: int = Field(1, ge=1, description="vLLM engines (data parallel)", json_schema_extra=CHANGES_DATA)
+    tensor_parallel: int = Field(1, ge=1, description="GPUs per vLLM engine", json_schema_extra=CHANGES_DATA)
     cache: bool = Field(True, description="reuse identical teacher requests from the SQLite cache")
     cache_path: Path | None = Field(None, description="request cache file (default ~/.cache/synth-instruct)")
     price_prompt_per_1m: float = Field(
@@ -79,7 +110,10 @@ class RunConfig(BaseModel):
 
     # -- the loop ------------------------------------------------------------------------------------
     prompts_per_round: int = Field(
-        8, ge=1, description="proposal requests per round (a round is one batch; fewer near the target)"
+        8,
+        ge=1,
+        description="proposal requests per round (a round is one batch; fewer near the target)",
+        json_schema_extra=CHANGES_DATA,
     )
     num_workers: int = Field(2, ge=1, description="Ray worker actors making teacher calls")
     ray_address: str | None = Field(None, description="join this Ray cluster instead of starting a local one")
@@ -88,42 +122,96 @@ class RunConfig(BaseModel):
     evolve_rounds: int = Field(0, ge=0, description="Evol-Instruct rounds after the bootstrap")
 
     # -- profile settings (None: take the profile's published value) -------------------------------
-    seeds_in_prompt: int | None = Field(None, ge=0)
-    machine_in_prompt: int | None = Field(None, ge=0)
-    tasks_per_request: int | None = Field(None, ge=1)
-    max_instances: int | None = Field(None, ge=1)
-    propose_params: SamplingParams | None = None
-    classify_params: SamplingParams | None = None
-    instance_params: SamplingParams | None = None
-    instruction_filters: list[FilterSpec] | None = None
-    dedup: list[FilterSpec] | None = None
-    instance_filters: list[FilterSpec] | None = None
+    seeds_in_prompt: int | None = Field(None, ge=0, json_schema_extra=CHANGES_DATA)
+    machine_in_prompt: int | None = Field(None, ge=0, json_schema_extra=CHANGES_DATA)
+    tasks_per_request: int | None = Field(None, ge=1, json_schema_extra=CHANGES_DATA)
+    max_instances: int | None = Field(None, ge=1, json_schema_extra=CHANGES_DATA)
+    propose_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
+    classify_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
+    instance_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
+    instruction_filters: list[FilterSpec] | None = Field(None, json_schema_extra=CHANGES_DATA)
+    dedup: list[FilterSpec] | None = Field(None, json_schema_extra=CHANGES_DATA)
+    instance_filters: list[FilterSpec] | None = Field(None, json_schema_extra=CHANGES_DATA)
 
     # -- evolution (Evol-Instruct, generator/evolution.py; None: the published defaults) ------------
     bootstrap: bool = Field(
-        True, description="grow from the seeds first; false: evolve the seed file's rows as they are"
+        True,
+        description="grow from the seeds first; false: evolve the seed file's rows as they are",
+        json_schema_extra=CHANGES_DATA,
     )
-    evolve_profile: EvolveProfileName = Field(
-        "general", description="general: WizardLM's depth and breadth ops; code: WizardCoder's ops"
+    evolve_profile: str = Field(
+        "general",
+        description="general: WizardLM's depth and breadth ops; code: WizardCoder's ops",
+        json_schema_extra=CHANGES_DATA,
     )
     evolve_ops: dict[str, float] | None = Field(
-        None, description="op -> weight; one op is drawn per evolution (default: the profile's, equal)"
+        None,
+        description="op -> weight; one op is drawn per evolution (default: the profile's, equal)",
+        json_schema_extra=CHANGES_DATA,
     )
     evolve_api: Literal["completion", "chat"] = Field(
-        "chat", description="endpoint kind for the evolve, answer and judge prompts"
+        "chat",
+        description="endpoint kind for the evolve, answer and judge prompts",
+        json_schema_extra=CHANGES_DATA,
     )
-    evolve_params: SamplingParams | None = None
-    answer_params: SamplingParams | None = None
-    judge_params: SamplingParams | None = None
+    evolve_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
+    answer_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
+    judge_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
     evolve_filters: list[FilterSpec] | None = Field(
-        None, description="eliminator rules, in order (default: the paper's four and h2o's cheap ones)"
+        None,
+        description="eliminator rules, in order (default: the paper's four and h2o's cheap ones)",
+        json_schema_extra=CHANGES_DATA,
     )
     evolve_scores: bool = Field(
-        True, description="have the teacher score complexity and answer quality (1-6) of each evolution"
+        True,
+        description="have the teacher score complexity and answer quality (1-6) of each evolution",
+        json_schema_extra=CHANGES_DATA,
     )
     score_filter: FilterSpec | None = Field(
-        None, description="keep evolutions by score, e.g. quality>=4 or deita:top=0.5"
+        None,
+        description="keep evolutions by score, e.g. quality>=4 or deita:top=0.5",
+        json_schema_extra=CHANGES_DATA,
     )
+
+    @classmethod
+    def data_fields(cls) -> list[str]:
+        """The fields that change a run's data (resume refuses another value of these)."""
+        return [
+            name
+            for name, f in cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("changes_data")
+        ]
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_known(cls, name: str) -> str:
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        return name
+
+    @field_validator("evolve_profile")
+    @classmethod
+    def _evolve_profile_known(cls, name: str) -> str:
+        if name not in evolve_profiles():
+            raise ValueError(f"unknown evolve profile {name!r}; known: {', '.join(evolve_profiles())}")
+        return name
+
+    @field_validator("instruction_filters", "dedup", "instance_filters", "evolve_filters")
+    @classmethod
+    def _filter_specs_build(
+        cls, specs: list[FilterSpec] | None, info: ValidationInfo
+    ) -> list[FilterSpec] | None:
+        # A bad name or parameter fails now, with the field's name, not after Ray and the teacher started.
+        if specs is not None:
+            validate_specs(specs, FILTER_KINDS[info.field_name or ""])
+        return specs
+
+    @field_validator("score_filter")
+    @classmethod
+    def _score_filter_builds(cls, spec: FilterSpec | None, info: ValidationInfo) -> FilterSpec | None:
+        if spec is not None:  # checked with the eliminator it joins: labels must not collide
+            validate_specs([*(info.data.get("evolve_filters") or ELIMINATOR), spec], "evolve")
+        return spec
 
     @model_validator(mode="after")
     def _openai_needs_endpoint(self) -> RunConfig:
@@ -145,9 +233,6 @@ class RunConfig(BaseModel):
                 raise ValueError("evolve op weights must be >= 0 and at least one must be > 0")
         if self.score_filter is not None and not self.evolve_scores:
             raise ValueError("a score filter needs the scores: drop --no-evolve-scores")
-        specs = [*(self.evolve_filters or []), *([self.score_filter] if self.score_filter else [])]
-        if specs:
-            build_filters(specs)  # a bad name or parameter fails now, not after hours of bootstrap
         return self
 
     def resolved(self) -> RunConfig:
@@ -192,6 +277,15 @@ class RunConfig(BaseModel):
                 "evolve_filters": ELIMINATOR if self.evolve_filters is None else self.evolve_filters,
             }
         )
+
+
+# which kind of filter each list of specs holds (filters/base.py validates a spec against its kind)
+FILTER_KINDS: dict[str, FilterKind] = {
+    "instruction_filters": "instruction",
+    "dedup": "dedup",
+    "instance_filters": "instances",
+    "evolve_filters": "evolve",
+}
 
 
 class ConfigError(ValueError):

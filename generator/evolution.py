@@ -38,15 +38,13 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from filters.base import Filter, build_filters, run_filters
-from filters.eliminator import needs
+from filters.base import Filter, build_filters, take_stats
 from generator.common import (
     TeacherUnavailable,
     brief,
     check_config,
     dataset_records,
     derive_seed,
-    pop_stats,
     provenance,
     stop_actors,
 )
@@ -191,14 +189,14 @@ def evolve(
                 child_of = {r.parent_ids[0]: r for r in rnd.kept}
                 pool_ids = [child_of[p.id].id if p.id in child_of else p.id for p in pool]
                 for record in rnd.kept:
-                    record.meta.pop("parent_instruction", None)  # the parent is one id away
+                    record.parent_instruction = None  # the parent is one id away
                     by_id[record.id] = record
                 evolved.extend(rnd.kept)
                 rounds.append(rnd.summary())
                 stats.counts["evolve_rounds"] += 1
                 stats.counts["evolved"] += len(pool)
                 stats.counts["evolve_kept"] += len(rnd.kept)
-                stats.add_filter_stats(pop_stats(filters))
+                stats.add_filter_stats(take_stats(filters))
                 stats.elapsed_s = elapsed_before + time.monotonic() - started
 
                 folder.append_records(rnd.kept)
@@ -246,7 +244,7 @@ class _Round:
         filters: list[Filter],
     ) -> None:
         self.cfg, self.number, self.workers, self.identity, self.stats = cfg, number, workers, identity, stats
-        self.phases = {phase: [f for f in filters if needs(f) == phase] for phase in PHASES}
+        self.phases = {phase: [f for f in filters if f.phase == phase] for phase in PHASES}
         self.dropped: list[Dropped] = []
         self.failed: Counter[str] = Counter()
         self.ops: Counter[str] = Counter()
@@ -314,7 +312,7 @@ class _Round:
 
         if self.phases["verdict"] and alive:
             for record, (response, equal) in zip(alive, self._ask(judge, alive), strict=True):
-                record.meta["equal_to_parent"] = equal
+                record.equal_to_parent = equal
                 record.provenance.append(provenance("judge", self.identity, response))
                 self.stats.stages["judge"]["unreadable"] += response.ok and equal is None
             alive = self._filter("verdict", alive)
@@ -344,11 +342,8 @@ class _Round:
         self.kept = self._filter("scores", alive)
 
     def _filter(self, phase: str, items: list[Record]) -> list[Record]:
-        for f in self.phases[phase]:
-            fit = getattr(f, "fit", None)
-            if fit is not None:  # batch-level filters (top fraction) see the batch that reaches them
-                fit(items)
-            items = run_filters([f], items)
+        for f in self.phases[phase]:  # each sees the batch that reaches it (a top fraction is the batch's)
+            items = f.apply_batch(items)
         return items
 
     def summary(self) -> dict[str, Any]:

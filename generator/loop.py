@@ -34,11 +34,10 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from filters.base import Filter, build_filters, run_filters
+from filters.base import Filter, build_filters, run_filters, take_stats
 from filters.instances import apply_instance_filters
 from generator.common import TeacherUnavailable, check_config, dataset_records, derive_seed, provenance
 from generator.common import brief as _brief
-from generator.common import pop_stats as _pop_stats
 from generator.common import stop_actors as _stop_actors
 from generator.config import RunConfig
 from generator.output import ALPACA, STATS, RunFolder, write_json_atomic
@@ -290,12 +289,12 @@ class Bootstrap:
         with found.stats.timed("instruction_filters"):
             _drops_into(found, self.instruction_filters, "instruction")
             found.survivors = run_filters(self.instruction_filters, candidates)
-        found.stats.add_filter_stats(_pop_stats(self.instruction_filters))
+        found.stats.add_filter_stats(take_stats(self.instruction_filters))
         # Dedup in the pool actor: the single owner decides, in order. Actor calls run in the order they
         # were sent, so its neighbours and counters are those of this round's offer. The neighbours are
         # scored while the workers write instances, and collected only for the write.
         found.verdicts = self.pool.offer.remote([(r.id, r.instruction) for r in found.survivors])
-        found.filter_stats = self.pool.pop_filter_stats.remote()
+        found.filter_stats = self.pool.take_stats.remote()
         found.neighbours = self.pool.describe_kept.remote()
         return found
 
@@ -310,8 +309,7 @@ class Bootstrap:
             if v.kept:
                 found.new.append(record)
                 continue
-            if v.detail is not None:
-                record.meta["near_duplicate"] = v.detail
+            record.near_duplicate = v.near_duplicate
             found.dropped.append(
                 Dropped(
                     filter=v.filter or "dedup",
@@ -369,7 +367,7 @@ class Bootstrap:
             for record in found.new:
                 filtered = apply_instance_filters(record, self.instance_filters) if record.instances else None
                 record.instances = filtered.instances if filtered is not None else []
-        found.stats.add_filter_stats(_pop_stats(self.instance_filters))
+        found.stats.add_filter_stats(take_stats(self.instance_filters))
 
     def stop(self) -> None:
         _stop_actors(self.workers, self.pool)

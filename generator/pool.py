@@ -11,27 +11,29 @@ calls on its own copy of them: as an actor call it waited in the pool's queue be
 from __future__ import annotations
 
 import random
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import ray
 
-from filters.base import Filter, FilterSpec, build_filters
-from filters.rouge import DedupFilter
-from generator.records import Record
+from filters.base import FilterSpec, build_dedup, take_stats
+from generator.records import NearDuplicate, Record
 
 
 class Verdict(NamedTuple):
     """The pool's verdict on one candidate, aligned with the offered list.
 
     Only the verdict crosses the actor boundary, not the record: the driver already holds the records.
-    A plain tuple, since a round's verdicts are pickled on every round. `detail` says what a dropped
-    item duplicated, when the filter knows (`{"text": ..., "score": ...}`).
+    A plain tuple, since a round's verdicts are pickled on every round. `near_duplicate` says what a
+    dropped item duplicated, when the filter knows.
     """
 
     kept: bool
-    filter: str | None = None
+    filter: str | None = None  # the label of the filter that dropped it
     reason: str | None = None
-    detail: dict[str, Any] | None = None
+    near_duplicate: NearDuplicate | None = None
+
+
+KEPT = Verdict(kept=True)
 
 
 class Neighbours(NamedTuple):
@@ -67,29 +69,30 @@ class Pool:
     """
 
     def __init__(self, seeds: list[Record], dedup: list[FilterSpec]) -> None:
-        self.filters: list[Filter] = build_filters(dedup)
+        self.filters = build_dedup(dedup)
         self._undescribed: list[Record] = []  # kept, but `describe_kept` has not run on them yet
+        self._dropped: dict[int, Verdict] = {}  # id(record) -> its verdict, during `offer`
         for f in self.filters:
+            f.on_drop = self._note_drop
             for seed in seeds:
-                _preload(f, seed)
+                f.add(seed)
+
+    def _note_drop(self, item: Record, label: str, reason: str) -> None:
+        self._dropped[id(item)] = Verdict(False, label, reason, item.near_duplicate)
 
     def offer(self, candidates: list[tuple[str, str]]) -> list[Verdict]:
-        """Run each `(id, instruction)` through the dedup filters in order; keep it if it passes."""
+        """Run each `(id, instruction)` through the dedup filters in order; keep it if it passes.
+
+        Each filter judges the batch that the filters before it kept (in one call, so it can score the
+        batch at once); its decisions do not depend on the others'.
+        """
         records = [Record(id=id_, instruction=text, origin="candidate") for id_, text in candidates]
+        alive = records
         for f in self.filters:
-            if isinstance(f, DedupFilter):
-                f.prepare(records)  # lets a filter score the whole batch at once
-        verdicts = []
-        for record in records:
-            verdict = Verdict(kept=True)
-            for f in self.filters:
-                kept, reason = f.apply(record)
-                if not kept:
-                    verdict = Verdict(False, f.name, reason, record.meta.get("near_duplicate"))
-                    break
-            if verdict.kept:
-                self._undescribed.append(record)
-            verdicts.append(verdict)
+            alive = [r for r, kept in zip(alive, f.offer(alive), strict=True) if kept]
+        self._undescribed += alive
+        verdicts = [self._dropped.get(id(r), KEPT) for r in records]
+        self._dropped.clear()
         return verdicts
 
     def describe_kept(self) -> list[Neighbours]:
@@ -101,34 +104,19 @@ class Pool:
         """
         found: dict[int, Neighbours] = {}
         for f in self.filters:
-            if isinstance(f, DedupFilter):
-                found.update((id(r), Neighbours(top, avg)) for r, top, avg in f.neighbours_kept())
+            found.update((id(r), Neighbours(top, avg)) for r, top, avg in f.neighbours())
         fresh, self._undescribed = self._undescribed, []
-        # a filter that filled them while deciding left them on the record
-        return [
-            found.get(id(r)) or Neighbours([(s.text, s.score) for s in r.most_similar], r.avg_similarity)
-            for r in fresh
-        ]
+        return [found.get(id(r)) or Neighbours([], None) for r in fresh]  # or none was ranked
 
     def restore(self, accepted: list[Record]) -> None:
         """Resume: re-add previously accepted records, in their original order, without counting."""
         for record in accepted:
             for f in self.filters:
-                _preload(f, record)
+                f.add(record)
 
-    def pop_filter_stats(self) -> dict[str, dict[str, int]]:
-        """The dedup counters since the last call (the driver adds them to the run's totals)."""
-        out = {f.name: dict(f.stats) for f in self.filters}
-        for f in self.filters:
-            f.stats.clear()
-        return out
-
-
-def _preload(f: Filter, record: Record) -> None:
-    """Dedup filters expose `add(record)` to index an item without judging it."""
-    add: Any = getattr(f, "add", None)
-    if add is not None:
-        add(record)
+    def take_stats(self) -> dict[str, dict[str, int]]:
+        """The dedup counters since the last call, by filter label (the driver adds them to the run's)."""
+        return take_stats(self.filters)
 
 
 # One actor owns the pool; it does no heavy teacher work, so it asks for no whole CPU.

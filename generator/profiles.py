@@ -10,22 +10,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from filters import heuristics
 from filters.base import FilterSpec
 from generator.tasks.evolve import OPS
 from generator.teachers.base import SamplingParams
 
-ProfileName = Literal["self-instruct", "alpaca"]
-
-SELF_INSTRUCT_BLACKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files"]
-SELF_INSTRUCT_BLACKLIST += ["map", "maps", "draw", "plot", "go to"]
-ALPACA_BLACKLIST_EXTRA = ["video", "audio", "music", "flowchart", "diagram"]
+SELF_INSTRUCT_BLACKLIST = list(heuristics.SELF_INSTRUCT_BLACKLIST)  # the lists live in filters/heuristics.py
+ALPACA_BLACKLIST_EXTRA = list(heuristics.ALPACA_BLACKLIST_EXTRA)
 
 
 class Profile(BaseModel):
+    """A named set of published parameters; `register_profile` makes it a `--profile` choice."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: ProfileName
+    name: str
     api: Literal["completion", "chat"]  # which endpoint the proposal prompt is written for
+    # how the teacher is asked for new tasks (generator/tasks/propose.py: PROPOSERS)
+    proposal: Literal["numbered-list", "task-blocks"]
     seeds_in_prompt: int  # in-context instructions drawn from the seed tasks
     machine_in_prompt: int  # in-context instructions drawn from the machine pool (0: seeds only)
     tasks_per_request: int  # how far the numbered list may run
@@ -62,6 +64,7 @@ def _instance_filters(max_instances: int) -> list[FilterSpec]:
 SELF_INSTRUCT = Profile(
     name="self-instruct",
     api="completion",
+    proposal="numbered-list",
     seeds_in_prompt=6,
     machine_in_prompt=2,
     tasks_per_request=15,  # the list is numbered 1..8 in the prompt; the teacher continues to at most 15
@@ -85,6 +88,7 @@ SELF_INSTRUCT = Profile(
 ALPACA = Profile(
     name="alpaca",
     api="completion",
+    proposal="task-blocks",
     seeds_in_prompt=3,
     machine_in_prompt=0,  # "only sampling from the seed tasks"
     tasks_per_request=20,
@@ -97,12 +101,22 @@ ALPACA = Profile(
     instance_filters=_instance_filters(1),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (SELF_INSTRUCT, ALPACA)}
+PROFILES: dict[str, Profile] = {}
+
+
+def register_profile(profile: Profile) -> Profile:
+    """Make `profile` a choice of `--profile` (and of `profile:` in a run file), under its name."""
+    if profile.name in PROFILES and PROFILES[profile.name] != profile:
+        raise ValueError(f"two profiles are named {profile.name!r}")
+    PROFILES[profile.name] = profile
+    return profile
+
+
+register_profile(SELF_INSTRUCT)
+register_profile(ALPACA)
 
 
 # -- Evol-Instruct (Xu et al. 2023) and WizardCoder (Luo et al. 2023): prior-art §3 ---------------------
-
-EvolveProfileName = Literal["general", "code"]
 
 # WizardLM's openai_access.py: gpt-3.5-turbo, temperature 1, top_p 0.95, max_tokens 2048, used for both
 # the evolution and the answer call.
@@ -112,7 +126,12 @@ ANSWER_SAMPLING = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=2048)
 JUDGE_SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=16)
 
 
-def evolve_ops(profile: EvolveProfileName) -> dict[str, float]:
+def evolve_profiles() -> list[str]:
+    """The evolve op sets by name (`--evolve-profile`): general (WizardLM), code (WizardCoder)."""
+    return list(OPS)
+
+
+def evolve_ops(profile: str) -> dict[str, float]:
     """Equal weights, as WizardLM's `random.choice` over its prompts (complicate_input added, §3.2)."""
     return dict.fromkeys(OPS[profile], 1.0)
 

@@ -31,6 +31,10 @@ class SeedTask(BaseModel):
     instruction: str = Field(min_length=1)
     instances: list[Instance] = Field(min_length=1)
     is_classification: bool
+    # optional domain fields (any other field is an error)
+    domain: str | None = None
+    tests: list[str] | None = None  # code tasks: tests a solution must pass
+    references: list[str] | None = None  # medical tasks: the sources the answer rests on
 
 
 class Similar(BaseModel):
@@ -38,6 +42,23 @@ class Similar(BaseModel):
 
     text: str
     score: float
+
+
+class NearDuplicate(BaseModel):
+    """The pool item a dedup filter found a dropped instruction to duplicate."""
+
+    filter: str  # the filter's label
+    metric: str  # what `score` measures: "rouge_l" (F), "jaccard" (estimated), "cosine"
+    score: float
+    text: str
+    id: str | None = None  # the pool item's id (a seed's is "seed:<id>"), when the index knows it
+
+
+class Contamination(BaseModel):
+    """The evaluation set a dropped item overlaps, and by how much (share of n-grams)."""
+
+    set: str
+    overlap: float
 
 
 class Provenance(BaseModel):
@@ -70,7 +91,21 @@ class Record(BaseModel):
     avg_similarity: float | None = None
     scores: dict[str, float] = Field(default_factory=dict)
     provenance: list[Provenance] = Field(default_factory=list)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    # why a filter dropped it
+    near_duplicate: NearDuplicate | None = None
+    contamination: Contamination | None = None
+    # the evolution stage's notes on an evolved item
+    parent_instruction: str | None = None  # the prompt it was evolved from (cleared once it is kept)
+    equal_to_parent: bool | None = None  # the judge's verdict (None: not asked, or unreadable)
+    data_format: str | None = None  # the data `complicate_input` asked for
+
+    def brief(self) -> dict[str, Any]:
+        """What dropped.jsonl keeps of a dropped item: enough to read why, not its full provenance."""
+        return self.model_dump(include=_BRIEF, exclude_none=True)
+
+
+_BRIEF = {"id", "instruction", "origin", "round", "instances", "most_similar"}
+_BRIEF |= {"near_duplicate", "contamination", "parent_instruction", "equal_to_parent", "data_format"}
 
 
 class AlpacaRow(BaseModel):

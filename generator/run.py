@@ -7,22 +7,31 @@
     python -m generator.run --seeds seeds/175.jsonl -n 100 --evolve-rounds 4 ... # then Evol-Instruct
 
 Rerunning the same command on the same --out folder resumes where the last run stopped.
-Exit codes: 0 done, 1 the run failed (teacher unavailable, ...), 2 bad input (seeds, config), 130 interrupted.
+Exit codes: 0 done, 1 the run failed (teacher unavailable, ...), 2 bad input (seeds, config, a run folder
+another run holds), 130 interrupted (the first Ctrl+C or SIGTERM stops after the round in flight commits).
+
+`run()` below is the library entry point: `run(config, teacher=..., on_progress=..., stop=...)`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from generator.config import ConfigError, RunConfig, load_config
+from generator.errors import RunFolderBusy, TeacherUnavailable
+from generator.evolve_report import format_evolve_stats
+from generator.profiles import PROFILES, evolve_profiles
+from generator.ray_runtime import ray_runtime
+from generator.run_folder import RunFolder
+from generator.runner import ProgressCallback, Runner, check_config
 from generator.seeds import SeedFileError, load_seeds
 from generator.teachers.base import Teacher
 from generator.workers import TeacherFactory
@@ -44,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = _adder(p)
     add("--seeds", "seeds", type=Path)
     p.add_argument("-n", "--target", type=int, default=None, help=fields["target"].description)
-    add("--profile", "profile", choices=["self-instruct", "alpaca"])
+    add("--profile", "profile", choices=list(PROFILES))
     add("--prompts-per-round", "prompts_per_round", type=int)
     add("--max-rounds", "max_rounds", type=int)
     add("--evolve-rounds", "evolve_rounds", type=int)
@@ -93,7 +102,7 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
         help="send every request to the teacher (don't read or write the request cache)",
     )
     # -- evolution (Evol-Instruct) --
-    add("--evolve-profile", "evolve_profile", choices=["general", "code"])
+    add("--evolve-profile", "evolve_profile", choices=evolve_profiles())
     p.add_argument(
         "--evolve-op",
         dest="evolve_ops",
@@ -151,61 +160,45 @@ def score_filter_arg(text: str) -> dict[str, Any]:
     )
 
 
-def init_ray(address: str | None) -> None:
-    """Start (or join) Ray with settings that suit a small machine."""
-    import ray
+def run(
+    config: RunConfig,
+    *,
+    teacher: TeacherFactory | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Grow (and evolve) a dataset as `config` says; returns what stats.json holds.
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file for a local, single-user cluster
-    if address:
-        # A cluster's workers need our code: ship the two packages with the job.
-        import filters
-        import generator
+    The library entry point, which the CLI and the REST service call too:
 
-        ray.init(address=address, runtime_env={"py_modules": [generator, filters]}, log_to_driver=False)
-        return
-    ray.init(
-        num_cpus=os.cpu_count() or 2,
-        include_dashboard=False,
-        object_store_memory=256 * 1024**2,  # the default (30% of /dev/shm) is far more than records need
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    - `teacher`: builds the teacher inside each worker actor (a class or any zero-argument callable;
+      default: the one `config` names, behind the request cache);
+    - `on_progress(p)` is called after every committed round with `p.stage`, `p.round`, `p.kept`,
+      `p.target` and `p.stats` (stats.json so far);
+    - `stop` (a `threading.Event`): once set, the run ends after the round in flight commits and
+      writes the dataset so far (the summary says `"stopped": true`); run it again to resume.
 
-
-def run(config: RunConfig, make_teacher: TeacherFactory | None = None) -> dict[str, Any]:
-    """Programmatic entry point: grow a dataset with Ray started (or joined) and stopped around it."""
-    import ray
-
+    Bad input (seeds, a config that does not match the folder's, a folder another run holds) raises
+    before Ray or the teacher start. Runs in several threads of one process share one Ray runtime.
+    """
     resolved = config.resolved()
     load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
-    if make_teacher is None:
+    if teacher is None:
         # One worker is enough for vLLM: the engine actors themselves keep many requests in flight.
         workers = 1 if resolved.teacher == "vllm" else resolved.num_workers
         resolved = resolved.model_copy(update={"num_workers": workers})
         assert resolved.max_in_flight is not None  # resolved() sets it per backend
         per_worker = -(-resolved.max_in_flight // workers)
-        teacher_factory: TeacherFactory = partial(_teacher, resolved, per_worker)
-    else:
-        teacher_factory = make_teacher
-    started_here = not ray.is_initialized()
-    if started_here:
-        init_ray(resolved.ray_address)
+        teacher = partial(_teacher, resolved, per_worker)
+    assert resolved.out is not None  # resolved() chooses it
+    folder = RunFolder(resolved.out)
+    folder.lock()  # before anything reads or writes the folder
     try:
-        if not resolved.bootstrap:  # python -m generator.evolve: the seed file's rows are what evolves
-            from generator.evolution import evolve_input
-
-            return evolve_input(resolved, teacher_factory)
-        from generator.loop import grow
-
-        summary = grow(resolved, teacher_factory)
-        if resolved.evolve_rounds > 0:
-            from generator.evolution import evolve_bootstrap
-
-            summary = evolve_bootstrap(resolved, teacher_factory)
-        return summary
+        check_config(folder, resolved)
+        with ray_runtime(resolved.ray_address):
+            return Runner(resolved, folder, teacher, on_progress, stop).run()
     finally:
-        if started_here:
-            ray.shutdown()
+        folder.unlock()
 
 
 def _teacher(config: RunConfig, max_in_flight: int) -> Teacher:
@@ -214,8 +207,22 @@ def _teacher(config: RunConfig, max_in_flight: int) -> Teacher:
     return make_teacher(config, max_in_flight)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _StopOnSignal:
+    """Ctrl+C or `kill` (SIGTERM): the first ends the run after the round in flight commits, as
+    `stop` does for a library caller; a second one stops at once (actors stopped, Ray shut down)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        print(
+            "stopping after the round in flight commits (press Ctrl+C again to stop now)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli(args: argparse.Namespace, **fixed: object) -> int:
     """Run from parsed flags (plus `fixed` settings a CLI implies); log, report, map errors to exit codes."""
-    # `kill` (SIGTERM) gets the same clean shutdown as Ctrl+C: actors stopped, Ray shut down.
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _StopOnSignal(stop))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -234,20 +242,19 @@ def cli(args: argparse.Namespace, **fixed: object) -> int:
     overrides = {k: v for k, v in vars(args).items() if k not in {"config", "verbose"}} | fixed
     try:
         config = load_config(args.config, overrides)
-        summary = run(config)
-    except (ConfigError, SeedFileError) as exc:
+        summary = run(config, stop=stop)
+    except (ConfigError, SeedFileError, RunFolderBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TeacherUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: accepted items are saved; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:
-        from generator.common import TeacherUnavailable
-
-        if isinstance(exc, TeacherUnavailable):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    if summary.get("stopped"):
+        print("interrupted: accepted items are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
     counts = summary["counts"]
     teacher = summary["teacher"]
     out = config.resolved().out
@@ -258,8 +265,6 @@ def cli(args: argparse.Namespace, **fixed: object) -> int:
         f"{summary['wall_time_s']:.1f}s, est. cost ${summary['cost_estimate_usd']:.4f}"
     )
     if "evolve" in summary:
-        from generator.evolution import format_evolve_stats
-
         print(format_evolve_stats(summary["evolve"]))
     return 0
 

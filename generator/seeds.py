@@ -2,7 +2,8 @@
 
 Three shapes are accepted, detected per row:
 - the Self-Instruct schema (`id, name, instruction, instances[{input, output}], is_classification`),
-  which also reads the published `seed_tasks.jsonl` unchanged;
+  which also reads the published `seed_tasks.jsonl` unchanged, with optional domain fields (`domain`;
+  `tests` for code tasks, `references` for medical ones); any other field is an error;
 - Alpaca-style rows (`instruction, input, output`), as a JSON list or JSONL;
 Every problem is reported as `file:line: what is wrong` before any teacher call is made.
 """

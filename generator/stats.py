@@ -1,7 +1,7 @@
 """Run accounting: per-stage teacher counters, per-filter drops, tokens, time and cost.
 
-Counters are plain `Counter`s so they add up across rounds and survive a resume (saved in state.json,
-added back on restart).
+Counters are plain `Counter`s so they add up across rounds and stages, and survive a resume (saved in
+each stage's section of state.json as `SavedStats`, added back on restart).
 """
 
 from __future__ import annotations
@@ -12,22 +12,21 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from generator.state import SavedStats
 from generator.teachers.base import TeacherResponse
 
 
 class RunStats:
-    def __init__(self, saved: dict[str, Any] | None = None) -> None:
-        saved = saved or {}
+    def __init__(self, saved: SavedStats | None = None) -> None:
+        saved = saved or SavedStats()
         self.stages: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.filters: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.counts: Counter[str] = Counter(saved.get("counts", {}))
-        self.elapsed_s: float = float(saved.get("elapsed_s", 0.0))
-        self.timings: defaultdict[str, float] = defaultdict(
-            float, saved.get("timings", {})
-        )  # seconds per step
-        for stage, counters in saved.get("stages", {}).items():
+        self.filters: defaultdict[str, Counter[str]] = defaultdict(Counter)  # keyed by filter label
+        self.counts: Counter[str] = Counter(saved.counts)
+        self.elapsed_s: float = saved.elapsed_s
+        self.timings: defaultdict[str, float] = defaultdict(float, saved.timings)  # seconds per step
+        for stage, counters in saved.stages.items():
             self.stages[stage].update(counters)
-        for name, counters in saved.get("filters", {}).items():
+        for name, counters in saved.filters.items():
             self.filters[name].update(counters)
 
     def teacher_call(self, stage: str, responses: list[TeacherResponse]) -> None:
@@ -58,8 +57,9 @@ class RunStats:
             self.filters[name].update(counters)
 
     def add(self, other: RunStats) -> None:
-        """Add another run's counters and step times (a round's, when it commits)."""
+        """Add another's counters and times (a round's, when it commits; a stage's, in stats.json)."""
         self.counts.update(other.counts)
+        self.elapsed_s += other.elapsed_s
         for step, seconds in other.timings.items():
             self.timings[step] += seconds
         for stage, counters in other.stages.items():
@@ -69,14 +69,14 @@ class RunStats:
     def tokens(self, kind: str) -> int:
         return sum(s[f"{kind}_tokens"] for s in self.stages.values())
 
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "counts": dict(self.counts),
-            "elapsed_s": self.elapsed_s,
-            "timings": dict(self.timings),
-            "stages": {k: dict(v) for k, v in self.stages.items()},
-            "filters": {k: dict(v) for k, v in self.filters.items()},
-        }
+    def to_state(self) -> SavedStats:
+        return SavedStats(
+            counts=dict(self.counts),
+            elapsed_s=self.elapsed_s,
+            timings=dict(self.timings),
+            stages={k: dict(v) for k, v in self.stages.items()},
+            filters={k: dict(v) for k, v in self.filters.items()},
+        )
 
     def summary(self, price_prompt_per_1m: float, price_completion_per_1m: float) -> dict[str, Any]:
         prompt, completion, generated = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import ray
 
@@ -19,11 +19,16 @@ from generator.teachers.base import Teacher, TeacherResponse
 log = logging.getLogger(__name__)
 
 TeacherFactory = Callable[[], Teacher]
-Result = tuple[TeacherResponse, Any]  # (response, parsed); parsed is None when the call failed
+Row = TypeVar("Row")
+Out = TypeVar("Out")
+Then = TypeVar("Then")
+# (response, parsed) per row; parsed is None when the call failed or the text was garbage. A plain
+# tuple: thousands cross from the workers every round.
+Answer = tuple[TeacherResponse, Out | None]
 
 
 @dataclass(frozen=True)
-class Chain:
+class Chain(Generic[Row, Out, Then]):
     """Two tasks per row in one worker round trip: `then` runs on `feed(row, parsed by first)`.
 
     Self-Instruct writes instances output-first for classification tasks, so the instance prompt
@@ -31,9 +36,9 @@ class Chain:
     and the second prompts go out as soon as the worker has the first answers.
     """
 
-    first: Task[Any, Any]
-    then: Task[Any, Any]
-    feed: Callable[[Any, Any], Any]
+    first: Task[Row, Out]
+    then: Task[Row, Then]
+    feed: Callable[[Row, Out | None], Row]
 
 
 class Worker:
@@ -43,12 +48,12 @@ class Worker:
     def identity(self) -> tuple[str, str]:
         return self.teacher.backend, self.teacher.model
 
-    async def run(self, task: Task[Any, Any], rows: list[Any]) -> list[Result]:
+    async def run(self, task: Task[Row, Out], rows: list[Row]) -> list[Answer[Out]]:
         """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
         responses = await self.teacher.generate([task.prompt(row) for row in rows])
-        out: list[Result] = []
+        out: list[Answer[Out]] = []
         for row, response in zip(rows, responses, strict=True):
-            parsed = None
+            parsed: Out | None = None
             if response.ok:
                 try:
                     parsed = task.parse(row, response)
@@ -59,7 +64,9 @@ class Worker:
             out.append((response, parsed))
         return out
 
-    async def run_chain(self, chain: Chain, rows: list[Any]) -> list[tuple[Result, Result]]:
+    async def run_chain(
+        self, chain: Chain[Row, Out, Then], rows: list[Row]
+    ) -> list[tuple[Answer[Out], Answer[Then]]]:
         """(first result, second result) per row, in row order."""
         first = await self.run(chain.first, rows)
         second = await self.run(
@@ -75,7 +82,9 @@ class Worker:
 WorkerActor = ray.remote(num_cpus=0)(Worker)
 
 
-def send_to_workers(workers: list[Any], task: Task[Any, Any] | Chain, rows: list[Any]) -> list[Any]:
+def send_to_workers(
+    workers: list[Any], task: Task[Row, Any] | Chain[Row, Any, Any], rows: list[Row]
+) -> list[ray.ObjectRef[Any]]:
     """Split rows into one contiguous chunk per worker and start them; returns the pending results."""
     if not rows:
         return []
@@ -85,11 +94,21 @@ def send_to_workers(workers: list[Any], task: Task[Any, Any] | Chain, rows: list
     return [run.remote(task, chunk) for run, chunk in zip(start, chunks, strict=False)]
 
 
-def collect(pending: list[Any]) -> list[Any]:
+def collect(pending: list[ray.ObjectRef[Any]]) -> list[Any]:
     """Wait for `send_to_workers`' results: one per row, in row order."""
     return [pair for part in ray.get(pending) for pair in part]
 
 
-def run_on_workers(workers: list[Any], task: Task[Any, Any], rows: list[Any]) -> list[Result]:
+def run_on_workers(workers: list[Any], task: Task[Row, Out], rows: list[Row]) -> list[Answer[Out]]:
     """Run rows on the workers concurrently and return in row order."""
     return collect(send_to_workers(workers, task, rows))
+
+
+def stop_actors(workers: list[Any], *others: Any) -> None:
+    """Close teachers (engines release their memory), then kill the actors; never hang on the way out."""
+    try:
+        ray.get([w.close.remote() for w in workers], timeout=30)
+    except Exception as exc:  # an interrupted or crashed run still has to stop its actors
+        log.warning("closing the teachers failed: %s", exc)
+    for actor in [*workers, *others]:
+        ray.kill(actor)

@@ -126,9 +126,6 @@ class EvolveTask:
         if instruction is None:
             return None
         parent = row.parent
-        meta: dict[str, object] = {"parent_instruction": prompt_text(parent)}
-        if row.data_format is not None:
-            meta["data_format"] = row.data_format
         return Record(
             id=f"e{row.round}-{parent.id}",
             instruction=instruction,
@@ -137,7 +134,8 @@ class EvolveTask:
             parent_ids=[parent.id],
             root_id=parent.root_id or parent.id,
             op=row.op,
-            meta=meta,
+            parent_instruction=prompt_text(parent),
+            data_format=row.data_format,
         )
 
 

@@ -2,7 +2,7 @@
 
 - `EqualityJudge`: the Evol-Instruct paper's first elimination rule. Are the evolved and the original
   prompt equal (same constraints and requirements, same depth and breadth)? The verdict is stored on
-  the record (`meta["equal_to_parent"]`), and the `evol_no_gain` filter reads it.
+  the record (`equal_to_parent`), and the `evol_no_gain` filter reads it.
 - `ScoreTask`: Deita-style scores on a fixed 1-6 scale: `complexity` of the instruction alone, and
   `quality` of the answer given the instruction. Scores are stored in `record.scores`.
 
@@ -50,7 +50,7 @@ class EqualityJudge:
         self.params, self.api = params, api
 
     def prompt(self, row: Record) -> TeacherRequest:
-        first = str(row.meta.get("parent_instruction", ""))
+        first = row.parent_instruction or ""
         text = template("judge_equal").format(first=first, second=row.instruction)
         return request_for(self.api, text, self.params)
 

@@ -39,7 +39,8 @@ def _candidate(row: ProposeRow, n: int, instruction: str, origin: str) -> Record
 class SelfInstructPropose:
     stage = "propose"
 
-    def __init__(self, params: SamplingParams, api: str = "completion") -> None:
+    def __init__(self, params: SamplingParams, api: str = "completion", tasks_per_request: int = 15) -> None:
+        # the list's length is bounded by the stop sequences (`16.`), so `tasks_per_request` is unused
         self.params, self.api = params, api
 
     def prompt(self, row: ProposeRow) -> TeacherRequest:
@@ -67,7 +68,7 @@ class SelfInstructPropose:
 class AlpacaPropose:
     stage = "propose"
 
-    def __init__(self, params: SamplingParams, tasks_per_request: int = 20, api: str = "completion") -> None:
+    def __init__(self, params: SamplingParams, api: str = "completion", tasks_per_request: int = 20) -> None:
         self.params, self.n, self.api = params, tasks_per_request, api
 
     def prompt(self, row: ProposeRow) -> TeacherRequest:
@@ -101,3 +102,17 @@ class AlpacaPropose:
             record.instances = [Instance(input=task_input, output=parts[6].strip())]
             out.append(record)
         return out
+
+
+ProposeTask = SelfInstructPropose | AlpacaPropose
+
+# A profile names how it asks for new tasks (`Profile.proposal`); each way is one class above.
+PROPOSERS: dict[str, type[SelfInstructPropose] | type[AlpacaPropose]] = {
+    "numbered-list": SelfInstructPropose,
+    "task-blocks": AlpacaPropose,
+}
+
+
+def make_proposer(kind: str, params: SamplingParams, tasks_per_request: int, api: str) -> ProposeTask:
+    """The proposal task a profile names (`Profile.proposal`)."""
+    return PROPOSERS[kind](params, api=api, tasks_per_request=tasks_per_request)

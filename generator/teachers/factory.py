@@ -28,7 +28,7 @@ def make_teacher(config: RunConfig, max_in_flight: int | None = None) -> Teacher
             max_retries=config.max_retries,
         )
     else:
-        from generator.teachers.vllm_engine import VLLMTeacher
+        from generator.teachers.vllm_teacher import VLLMTeacher
 
         teacher = VLLMTeacher(
             model=config.model,

@@ -122,7 +122,7 @@ def test_kill_9_mid_run_then_resume_loses_and_duplicates_nothing(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         state = out / "state.json"
-        if state.exists() and json.loads(state.read_text())["round"] >= 1:
+        if state.exists() and json.loads(state.read_text())["bootstrap"]["round"] >= 1:
             break
         time.sleep(0.05)
     else:

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("vllm")
 
 from generator.teachers.base import SamplingParams, TeacherRequest
-from generator.teachers.vllm_engine import VLLMTeacher
+from generator.teachers.vllm_teacher import VLLMTeacher
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 

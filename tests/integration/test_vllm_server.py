@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("vllm")
 
 from generator.teachers.embedded import embedded_model_path
-from generator.teachers.vllm_engine import cpu_server_flags
+from generator.teachers.vllm_requests import cpu_server_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 

@@ -81,7 +81,7 @@ def run_scenario(name: str, out: Path) -> tuple[str, str]:
         seeds = out.parent / f"{name}-input.json"
         seeds.write_text(json.dumps([{"instruction": r["instruction"], **r["instances"][0]} for r in rows]))
     config = RunConfig(seeds=seeds, out=out, teacher="openai", model="scripted", cache=False, **settings)
-    run(config, ScriptedTeacher)
+    run(config, teacher=ScriptedTeacher)
     dataset = (out / "alpaca.json").read_bytes()
     return _sha(dataset), _sha(json.dumps(drop_decisions(out)).encode())
 

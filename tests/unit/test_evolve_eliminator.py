@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from filters.base import REGISTRY, build_filters
-from filters.eliminator import needs
 from filters.quality import ScoreFilter
 from generator.profiles import ELIMINATOR
 from generator.records import Instance, Record
@@ -27,7 +26,8 @@ def item(
         origin="evol:deepen",
         round=1,
         instances=[Instance(output=answer)],
-        meta={"parent_instruction": parent, "equal_to_parent": equal},
+        parent_instruction=parent,
+        equal_to_parent=equal,
     )
 
 
@@ -116,7 +116,7 @@ def test_defaults_are_every_rule_cheapest_first():
     names = [s.name for s in ELIMINATOR]
     assert set(names) == set(CASES)
     order = ["instruction", "verdict", "answer"]
-    phases = [needs(f) for f in build_filters(ELIMINATOR)]
+    phases = [f.phase for f in build_filters(ELIMINATOR)]
     assert phases == sorted(phases, key=order.index)
     assert all(REGISTRY[name].name == name for name in names)
 
@@ -166,8 +166,7 @@ def test_score_threshold_keeps_the_threshold_itself():
 def test_top_fraction_keeps_the_best_of_the_batch_ties_in_order():
     batch = [scored(0, 2.0), scored(1, 5.0), scored(2, 4.0), scored(3, 5.0), scored(4, 4.0)]
     f = ScoreFilter(key="quality", top_fraction=0.6)  # ceil(0.6 * 5) = 3
-    f.fit(batch)
-    kept = [r.id for r in batch if f.apply(r)[0]]
+    kept = [r.id for r in f.apply_batch(batch)]
     assert kept == ["e1-1", "e1-2", "e1-3"]  # 5, 5, then the first of the two 4s
     assert f.stats["dropped_below_top_fraction"] == 2
 
@@ -183,5 +182,5 @@ def test_deita_key_and_bad_parameters():
         ScoreFilter(key="quality")
     with pytest.raises(TypeError):
         ScoreFilter(key="quality", top_fraction=1.5)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(RuntimeError, match="filter_batch"):
         ScoreFilter(key="quality", top_fraction=0.5).apply(scored(0, 5.0))

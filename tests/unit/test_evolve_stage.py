@@ -79,7 +79,7 @@ def without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_rounds_lineage_eliminator_and_dataset(ray_session, dataset: Path, tmp_path: Path):
     out = tmp_path / "run"
-    summary = run(evolve_config(dataset, out), make_teacher)
+    summary = run(evolve_config(dataset, out), teacher=make_teacher)
     evolved = read_jsonl(out / "evolved.jsonl")
 
     # only the two well-behaved items evolve, each round on top of the last
@@ -104,7 +104,7 @@ def test_rounds_lineage_eliminator_and_dataset(ray_session, dataset: Path, tmp_p
         "score_complexity",
         "score_quality",
     ]
-    assert "parent_instruction" not in last["meta"] and last["meta"]["equal_to_parent"] is False
+    assert last["parent_instruction"] is None and last["equal_to_parent"] is False
 
     # each failure is written down with its rule; the parent stays in the pool and is evolved again
     dropped = read_jsonl(out / "evolve_dropped.jsonl")
@@ -114,7 +114,7 @@ def test_rounds_lineage_eliminator_and_dataset(ray_session, dataset: Path, tmp_p
         assert (f"e{r}-seed:alpaca_3", "evol_hard_to_answer", "hard_to_answer") in by_rule
         assert (f"e{r}-seed:alpaca_4", "evol_no_gain", "no_information_gain") in by_rule
     assert len(dropped) == 9
-    state = json.loads((out / "evolve_state.json").read_text())
+    state = json.loads((out / "state.json").read_text())["evolve"]
     assert state["round"] == 3 and state["pool"] == [
         "e3-e2-e1-seed:alpaca_0",
         "e3-e2-e1-seed:alpaca_1",
@@ -150,10 +150,10 @@ def test_rounds_lineage_eliminator_and_dataset(ray_session, dataset: Path, tmp_p
 
 def test_resume_keeps_lineage_and_matches_an_uninterrupted_run(ray_session, dataset: Path, tmp_path: Path):
     straight = tmp_path / "straight"
-    run(evolve_config(dataset, straight, evolve_rounds=3), make_teacher)
+    run(evolve_config(dataset, straight, evolve_rounds=3), teacher=make_teacher)
 
     resumed = tmp_path / "resumed"
-    run(evolve_config(dataset, resumed, evolve_rounds=1, num_workers=1), make_teacher)
+    run(evolve_config(dataset, resumed, evolve_rounds=1, num_workers=1), teacher=make_teacher)
     # a crash in round 2: a cut-off line and a line from the uncommitted round
     with open(resumed / "evolved.jsonl", "a") as f:
         f.write(
@@ -162,7 +162,7 @@ def test_resume_keeps_lineage_and_matches_an_uninterrupted_run(ray_session, data
         f.write('{"id": "e2-cut')
     with open(resumed / "evolve_dropped.jsonl", "a") as f:
         f.write(json.dumps(read_jsonl(straight / "evolve_dropped.jsonl")[-1]) + "\n")
-    run(evolve_config(dataset, resumed, evolve_rounds=3, num_workers=3), make_teacher)
+    run(evolve_config(dataset, resumed, evolve_rounds=3, num_workers=3), teacher=make_teacher)
 
     assert without_timing(read_jsonl(resumed / "evolved.jsonl")) == without_timing(
         read_jsonl(straight / "evolved.jsonl")
@@ -191,7 +191,7 @@ def test_op_weights_and_the_code_profile(ray_session, dataset: Path, tmp_path: P
             evolve_ops={"code_erroneous_reference": 1.0, "code_complexity": 0.0},
             num_workers=1,
         ),
-        lambda: ScriptedTeacher(recording),
+        teacher=lambda: ScriptedTeacher(recording),
     )
     ops = summary["evolve"]["total"]["ops"]
     assert ops == {"code_erroneous_reference": 10}
@@ -204,7 +204,7 @@ def test_score_filter_drops_low_scores_and_keeps_the_parent(ray_session, dataset
         evolve_config(
             dataset, out, evolve_rounds=2, score_filter={"name": "score", "params": {"min_score": 4}}
         ),
-        make_teacher,
+        teacher=make_teacher,
     )
     evolved = read_jsonl(out / "evolved.jsonl")
     assert [r["id"] for r in evolved] == ["e1-seed:alpaca_1", "e2-e1-seed:alpaca_1"]  # quality 5 vs 3
@@ -229,7 +229,7 @@ def test_bootstrap_then_evolve(ray_session, small_seeds: Path, tmp_path: Path):
             target=6,
             evolve_rounds=2,
         ),
-        ScriptedTeacher,
+        teacher=ScriptedTeacher,
     )
     bootstrap = [r for r in read_jsonl(out / "instructions.jsonl") if r["instances"]][:6]
     evolved = read_jsonl(out / "evolved.jsonl")
@@ -250,7 +250,7 @@ def test_bootstrap_then_evolve(ray_session, small_seeds: Path, tmp_path: Path):
             target=6,
             evolve_rounds=2,
         ),
-        ScriptedTeacher,
+        teacher=ScriptedTeacher,
     )
     assert json.loads((out / "alpaca.json").read_text()) == data
     assert again["evolve"]["rounds"] == summary["evolve"]["rounds"]

@@ -88,7 +88,7 @@ def test_parse_builds_the_child_with_its_lineage():
     assert child.id == "e2-seed:a1" and child.instruction == "Summarize the text in 3 steps."
     assert (child.origin, child.op, child.round) == ("evol:deepen", "deepen", 2)
     assert child.parent_ids == ["seed:a1"] and child.root_id == "seed:a1"
-    assert child.meta["parent_instruction"] == "Summarize the text.\nTides rise twice a day."
+    assert child.parent_instruction == "Summarize the text.\nTides rise twice a day."
     grandchild = EvolveTask(PARAMS).parse(
         EvolveRow(parent=child, op="breadth", round=3), TeacherResponse(text="Explain neap tides.")
     )
@@ -154,7 +154,7 @@ def test_equality_judge_compares_parent_and_child():
         id="e1-x",
         instruction="Summarize the text in 3 steps.",
         origin="evol:deepen",
-        meta={"parent_instruction": "Summarize the text."},
+        parent_instruction="Summarize the text.",
     )
     text = EqualityJudge(SamplingParams(temperature=0)).prompt(child).text()
     assert "First prompt:\nSummarize the text.\n\nSecond prompt:\nSummarize the text in 3 steps." in text

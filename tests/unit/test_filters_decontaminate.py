@@ -37,7 +37,7 @@ def test_leaked_prompt_is_dropped_with_the_set_name(eval_file: Path) -> None:
     (f,) = build_filters([{"name": "decontaminate", "params": {"eval_file": str(eval_file)}}])
     leaked = rec("Please write a LIMERICK about a cat who learned to play the violin in Vienna, thanks!")
     assert f.apply(leaked) == (False, "contaminated:mt_bench")
-    assert leaked.meta["contamination"]["set"] == "mt_bench"
+    assert leaked.contamination is not None and leaked.contamination.set == "mt_bench"
     assert f.apply(rec("Write a limerick about a dog who learned to cook pasta in Rome."))[0]
     assert f.apply(rec("Tell me a joke about penguins.")) == (False, "contaminated:mt_bench")
     assert f.apply(rec("Tell me a story about a joke."))[0]

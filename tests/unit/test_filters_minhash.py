@@ -57,7 +57,8 @@ def test_standalone_drops_copies_and_keeps_unrelated_text() -> None:
     f.add(rec("Give me five tips for keeping cats happy at home"))
     copy = rec("give me five tips for keeping cats happy at home!")
     assert f.apply(copy) == (False, "minhash>0.7")
-    assert copy.meta["near_duplicate"]["jaccard"] == 1.0
+    assert copy.near_duplicate is not None
+    assert (copy.near_duplicate.metric, copy.near_duplicate.score) == ("jaccard", 1.0)
     assert f.apply(rec("Explain the causes of summer rain in the tropics"))[0]
     assert f.apply(rec("写一首诗"))[0] and f.apply(rec("写一首诗"))[0]  # no shingles: never a duplicate
     assert len(f) == 4
@@ -74,8 +75,9 @@ def test_minhash_rouge_l_only_drops_what_rouge_l_drops() -> None:
         kept, reason = f.apply(r)
         if not kept:
             assert reason == "rouge_l>0.7"
-            assert r.meta["near_duplicate"]["text"] in pool
-            assert SCORER.score(r.meta["near_duplicate"]["text"], t)["rougeL"].fmeasure > 0.7
+            assert r.near_duplicate is not None
+            assert r.near_duplicate.text in pool
+            assert SCORER.score(r.near_duplicate.text, t)["rougeL"].fmeasure > 0.7
         else:
             pool.append(t)
         exact.offer(t)

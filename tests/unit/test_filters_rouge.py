@@ -10,7 +10,7 @@ from rouge_score import rouge_scorer
 from filters.base import build_filters
 from filters.rouge import RougeLIndex, top_k_rows
 from filters.rouge_filter import RougeLFilter
-from generator.records import Record
+from generator.records import Record, Similar
 from tests.words import VOCAB
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -25,15 +25,28 @@ def rec(text: str, rid: str = "x") -> Record:
     return Record(id=rid, instruction=text, origin="test")
 
 
+def annotate(f: RougeLFilter) -> None:
+    """Give the records kept since the last call their neighbours, as the driver does with the pool's."""
+    for item, most_similar, avg in f.neighbours():
+        item.most_similar = [Similar(text=text, score=score) for text, score in most_similar]
+        item.avg_similarity = avg
+
+
 def test_preloaded_seeds_are_compared_but_not_counted() -> None:
     f = RougeLFilter()
-    for s in SEEDS:
-        f.add(rec(s, "seed"))
+    for i, s in enumerate(SEEDS):
+        f.add(rec(s, f"seed:{i}"))
     assert len(f) == 3 and f.stats == {}
     dup = rec("Write a poem about the blue sea.")
     assert f.apply(dup) == (False, "rouge_l>0.7")
-    assert dup.meta["near_duplicate"]["text"] == SEEDS[0]
-    assert dup.meta["near_duplicate"]["score"] == SCORER.score(SEEDS[0], dup.instruction)["rougeL"].fmeasure
+    assert dup.near_duplicate is not None
+    assert dup.near_duplicate.text == SEEDS[0]
+    assert dup.near_duplicate.score == SCORER.score(SEEDS[0], dup.instruction)["rougeL"].fmeasure
+    assert (dup.near_duplicate.id, dup.near_duplicate.filter, dup.near_duplicate.metric) == (
+        "seed:0",
+        "rouge_l",
+        "rouge_l",
+    )
     new = rec("List the planets of the solar system in order.")
     assert f.apply(new) == (True, None)
     assert len(f) == 4
@@ -46,7 +59,7 @@ def test_kept_record_gets_top_k_and_average_like_self_instruct() -> None:
     r = rec("Write three tips for the sea.")
     assert f.filter(r) is True
     assert r.most_similar == []  # scored later, in a batch, off the decision path
-    f.annotate_kept()
+    annotate(f)
     scores = [SCORER.score(s, r.instruction)["rougeL"].fmeasure for s in SEEDS]
     assert [(s.text, s.score) for s in r.most_similar] == sorted(
         zip(SEEDS, scores, strict=True), key=lambda p: -p[1]
@@ -59,7 +72,7 @@ def test_similarity_can_be_switched_off() -> None:
     f.add(rec(SEEDS[0]))
     r = rec("Name five rivers in Africa.")
     assert f.filter(r) is True
-    f.annotate_kept()
+    annotate(f)
     assert r.most_similar == [] and r.avg_similarity is None
 
 
@@ -162,10 +175,8 @@ def test_neighbours_ranked_early_when_nobody_asks(monkeypatch: pytest.MonkeyPatc
         out = []
         for start in range(0, len(stream), batch_size):
             batch = [rec(t) for t in stream[start : start + batch_size]]
-            f.prepare(batch)
-            for r in batch:
-                f.apply(r)
-        out += [(r.instruction, top, avg) for r, top, avg in f.neighbours_kept()]
+            f.offer(batch)
+        out += [(r.instruction, top, avg) for r, top, avg in f.neighbours()]
         return out
 
     expected = neighbours(40)

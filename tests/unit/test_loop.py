@@ -19,7 +19,7 @@ def config(seeds: Path, out: Path, **kw) -> RunConfig:
 def test_alpaca_profile_keeps_the_instance_that_came_with_the_task(
     ray_session, small_seeds: Path, tmp_path: Path
 ):
-    summary = run(config(small_seeds, tmp_path / "a", profile="alpaca", target=10), ScriptedTeacher)
+    summary = run(config(small_seeds, tmp_path / "a", profile="alpaca", target=10), teacher=ScriptedTeacher)
     rows = json.loads((tmp_path / "a" / "alpaca.json").read_text())
     assert summary["counts"]["dataset_instructions"] == 10 and len(rows) == 10
     assert all(r["output"].startswith("Here is a") for r in rows)
@@ -27,8 +27,8 @@ def test_alpaca_profile_keeps_the_instance_that_came_with_the_task(
 
 
 def test_worker_count_does_not_change_the_dataset(ray_session, small_seeds: Path, tmp_path: Path):
-    run(config(small_seeds, tmp_path / "one", target=15, num_workers=1), ScriptedTeacher)
-    run(config(small_seeds, tmp_path / "three", target=15, num_workers=3), ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "one", target=15, num_workers=1), teacher=ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "three", target=15, num_workers=3), teacher=ScriptedTeacher)
     one = (tmp_path / "one" / "alpaca.json").read_text()
     assert one == (tmp_path / "three" / "alpaca.json").read_text()
 
@@ -36,7 +36,7 @@ def test_worker_count_does_not_change_the_dataset(ray_session, small_seeds: Path
 def test_garbage_responses_are_counted_not_fatal(ray_session, small_seeds: Path, tmp_path: Path):
     summary = run(
         config(small_seeds, tmp_path / "g", target=20, max_rounds=2),
-        lambda: ScriptedTeacher(lambda r: "\x00<<garbage"),
+        teacher=lambda: ScriptedTeacher(lambda r: "\x00<<garbage"),
     )
     assert summary["counts"].get("dataset_instructions", 0) == 0
     assert summary["stages"]["propose"]["requests"] == 16
@@ -44,17 +44,17 @@ def test_garbage_responses_are_counted_not_fatal(ray_session, small_seeds: Path,
 
 
 def test_out_folder_of_another_run_is_refused(ray_session, small_seeds: Path, tmp_path: Path):
-    run(config(small_seeds, tmp_path / "x", target=3), ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "x", target=3), teacher=ScriptedTeacher)
     with pytest.raises(ConfigError, match="different settings"):
-        run(config(small_seeds, tmp_path / "x", target=3, seed=7), ScriptedTeacher)
+        run(config(small_seeds, tmp_path / "x", target=3, seed=7), teacher=ScriptedTeacher)
 
 
 def test_raising_the_target_extends_a_finished_run(ray_session, small_seeds: Path, tmp_path: Path):
-    run(config(small_seeds, tmp_path / "e", target=5), ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "e", target=5), teacher=ScriptedTeacher)
     before = [
         json.loads(line)["id"] for line in (tmp_path / "e" / "instructions.jsonl").read_text().splitlines()
     ]
-    run(config(small_seeds, tmp_path / "e", target=60), ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "e", target=60), teacher=ScriptedTeacher)
     after = [
         json.loads(line)["id"] for line in (tmp_path / "e" / "instructions.jsonl").read_text().splitlines()
     ]
@@ -71,7 +71,7 @@ def test_records_carry_their_neighbours_and_drops_say_what_they_duplicated(
 
     from generator.seeds import load_seeds
 
-    run(config(small_seeds, tmp_path / "n", target=40), ScriptedTeacher)
+    run(config(small_seeds, tmp_path / "n", target=40), teacher=ScriptedTeacher)
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     pool = [t.instruction for t in load_seeds(small_seeds)]
     for line in (tmp_path / "n" / "instructions.jsonl").read_text().splitlines():
@@ -87,5 +87,5 @@ def test_records_carry_their_neighbours_and_drops_say_what_they_duplicated(
     ]
     assert drops, "the synthetic teacher echoes in-context tasks now and then"
     for drop in drops:
-        near = drop["item"]["meta"]["near_duplicate"]
+        near = drop["item"]["near_duplicate"]
         assert near["text"] in pool and near["score"] > 0.7

@@ -19,6 +19,7 @@ from rouge_score import rouge_scorer
 from filters.rouge import RougeLIndex, rouge_f, rouge_tokens
 from filters.rouge_filter import RougeLFilter
 from generator.records import Record
+from tests.unit.test_filters_rouge import annotate
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -120,7 +121,8 @@ def test_rows_decide_and_describe_like_the_oracle(
     pool = list(seeds)
     records = [Record(id="c", instruction=cand, origin="test") for cand in stream]
     if announce != "no":
-        f.prepare(records)
+        assert f.rows is not None
+        f.rows.prepare(records)  # what `offer` does first
     kept: list[tuple[Record, list[str]]] = []  # each kept record and the pool it joined
     for i, rec in enumerate(records):
         if announce == "skip some" and i % 3 == 1:
@@ -135,8 +137,8 @@ def test_rows_decide_and_describe_like_the_oracle(
             pool.append(rec.instruction)
         else:
             best = max(SCORER.score(prev, rec.instruction)["rougeL"].fmeasure for prev in pool)
-            assert rec.meta["near_duplicate"]["score"] == best
-    f.annotate_kept()
+            assert rec.near_duplicate is not None and rec.near_duplicate.score == best
+    annotate(f)
     for rec, before in kept:
         scores = [SCORER.score(prev, rec.instruction)["rougeL"].fmeasure for prev in before]
         if before:

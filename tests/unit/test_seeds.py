@@ -83,3 +83,20 @@ def test_not_utf8_names_the_line(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(SeedFileError, match="cannot read"):
         load_seeds(tmp_path / "nope.jsonl")
+
+
+def test_domain_fields_load_and_unknown_fields_still_fail(tmp_path: Path):
+    code = {**GOOD, "id": "c1", "domain": "code", "tests": ["assert add(2, 3) == 5"]}
+    medical = {**GOOD, "id": "m1", "domain": "medical", "references": ["WHO fact sheet"]}
+    path = tmp_path / "domains.jsonl"
+    path.write_text(json.dumps(code) + "\n" + json.dumps(medical) + "\n")
+    first, second = load_seeds(path)
+    assert (first.domain, first.tests, first.references) == ("code", ["assert add(2, 3) == 5"], None)
+    assert (second.domain, second.tests, second.references) == ("medical", None, ["WHO fact sheet"])
+    path.write_text(json.dumps(code) + "\n" + json.dumps({**GOOD, "id": "x1", "difficulty": 3}) + "\n")
+    with pytest.raises(SeedFileError) as err:
+        load_seeds(path)
+    assert str(err.value).startswith(f"{path}:2: ") and "difficulty" in str(err.value)
+    path.write_text(json.dumps({**GOOD, "tests": "assert True"}) + "\n")  # a list, not a string
+    with pytest.raises(SeedFileError, match=r":1: tests"):
+        load_seeds(path)

@@ -1,0 +1,241 @@
+"""The stage runner: one loop that takes every stage of a run through resume, rounds and commits.
+
+    run folder locked ─► config checked ─► for each stage: resume its section ─► rounds ─► commit each
+                                                           (cut its files back)   │
+                                  stats.json, state.json, progress, stop ◄────────┘
+    ─► dataset (every stage's part, in stage order) ─► alpaca.json, stats.json
+
+Everything stages share lives here, once: the failed-rounds guard, stats merging (each stage keeps its
+own counters in its section; stats.json adds them up), the progress bar and `on_progress`, a clean stop
+after the round in flight commits, and the dataset. Stages are in `generator/stages/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from generator.config import ConfigError, RunConfig
+from generator.dataset import Dataset, compose
+from generator.errors import TeacherUnavailable
+from generator.records import Record
+from generator.run_folder import ALPACA, CONFIG, STATS, RunFolder, read_json, write_json_atomic
+from generator.stages import plan
+from generator.stages.base import Progress, Resumed, Stage
+from generator.state import RunState, StageState
+from generator.stats import RunStats
+from generator.workers import TeacherFactory, WorkerActor, stop_actors
+
+log = logging.getLogger("synth_instruct")
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Workers:
+    """The run's worker actors, shared by its stages; started when a stage first needs them."""
+
+    def __init__(self, cfg: RunConfig, make_teacher: TeacherFactory) -> None:
+        self.cfg, self.make_teacher = cfg, make_teacher
+        self._actors: list[Any] = []
+        self._identity: tuple[str, str] | None = None
+
+    def workers(self) -> list[Any]:
+        if not self._actors:
+            self._actors = [WorkerActor.remote(self.make_teacher) for _ in range(self.cfg.num_workers)]
+            backend, model = ray.get(self._actors[0].identity.remote())
+            self._identity = (str(backend), str(model))
+        return self._actors
+
+    def identity(self) -> tuple[str, str]:
+        self.workers()
+        assert self._identity is not None
+        return self._identity
+
+    def stop(self) -> None:
+        if self._actors:
+            stop_actors(self._actors)
+            self._actors = []
+
+
+def check_config(folder: RunFolder, cfg: RunConfig) -> None:
+    """Refuse to mix two different runs in one folder; record the config of a new one.
+
+    Only the settings that change a run's data count (they say so on their field in RunConfig):
+    raising the target or the worker count resumes the same run.
+    """
+    path = folder.file(CONFIG)
+    current = cfg.model_dump(mode="json")
+    if path.exists():
+        before = read_json(path)
+        changed = sorted(k for k in RunConfig.data_fields() if before.get(k) != current[k])
+        if changed:
+            raise ConfigError(
+                f"{folder.path} holds a run with different settings ({', '.join(changed)}); "
+                "use another --out, or the same settings to resume it"
+            )
+    write_json_atomic(path, current)
+
+
+class Runner:
+    """Runs the stages of one run folder. `run()` returns stats.json's content."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        folder: RunFolder,
+        make_teacher: TeacherFactory,
+        on_progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cfg, self.folder = cfg, folder
+        self.stages: list[Stage] = plan(cfg)
+        self.context = Workers(cfg, make_teacher)
+        self.on_progress = on_progress
+        self.stop = stop or threading.Event()
+        self.state = RunState()
+        self.stopped = False
+
+    def run(self) -> dict[str, Any]:
+        try:
+            state = self.folder.load_state()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if state is None:
+            self.folder.reset()
+        self.state = state or RunState()
+        inputs: list[Record] = []
+        try:
+            for stage in self.stages:
+                if self.stop.is_set():
+                    self.stopped = True
+                    break
+                records = self._run_stage(stage, inputs)
+                inputs = inputs + stage.contribution(inputs, records)
+        finally:
+            self.context.stop()
+
+        dataset = compose(self.stages, self.folder, self.state)
+        rows = [row.model_dump() for row in dataset.rows()]
+        write_json_atomic(self.folder.file(ALPACA), rows)
+        summary = self.summary(dataset)
+        write_json_atomic(self.folder.file(STATS), summary)
+        return summary
+
+    # -- one stage -----------------------------------------------------------------------------------
+
+    def _run_stage(self, stage: Stage, inputs: list[Record]) -> list[Record]:
+        """Resume the stage, run its rounds, commit each; returns its committed records."""
+        if stage.files is None:
+            return []
+        section: StageState | None = self.state.section(stage.name)
+        fingerprint = stage.fingerprint(inputs)
+        if section is not None and section.input != fingerprint:
+            # What the stage started from changed (the bootstrap grew, another input file): its
+            # records no longer follow from it. Start it over; with the request cache, what was done
+            # before costs nothing to redo.
+            log.warning(
+                "the input of %s changed since it ran in %s: redoing it", stage.name, self.folder.path
+            )
+            section = None
+        if section is None:
+            self.folder.reset_stage(stage.files)
+            records: list[Record] = []
+        else:
+            records = self.folder.recover(stage.files, section.round)
+            log.info(
+                "resuming %s in %s after round %d: %d records so far",
+                stage.name,
+                self.folder.path,
+                section.round,
+                len(records),
+            )
+        stats = RunStats(section.stats if section else None)
+        started, elapsed_before = time.monotonic(), stats.elapsed_s
+        failed_rounds = 0
+        bar = tqdm(total=stage.total(), unit=stage.unit, desc=stage.name, dynamic_ncols=True)
+        rounds = stage.rounds(self.context, inputs, Resumed(list(records), section))
+        try:
+            for done in rounds:
+                bar.update(min(done.done, stage.total()) - bar.n)
+                if done.failed:
+                    failed_rounds += 1
+                    stats.add(done.stats)  # the failed requests count; the round itself is tried again
+                    log.warning(
+                        "%s round %d: every request failed (%d in a row)",
+                        stage.name,
+                        done.round,
+                        failed_rounds,
+                    )
+                    if failed_rounds >= self.cfg.max_failed_rounds:
+                        raise TeacherUnavailable(
+                            f"the teacher answered none of the last {failed_rounds} rounds (of the {stage.name} stage); "
+                            f"last error: {done.error}. Committed items are saved; rerun to resume."
+                        )
+                    continue
+                failed_rounds = 0
+                assert done.state is not None
+                stats.add(done.stats)
+                stats.elapsed_s = elapsed_before + time.monotonic() - started
+                with stats.timed("write"):
+                    self.folder.append_round(stage.files, done.records, done.dropped)
+                    section = done.state.model_copy(update={"stats": stats.to_state(), "input": fingerprint})
+                    self.state = self.state.with_section(stage.name, section)
+                    self.folder.commit(self.state)
+                    summary = self.summary(None)
+                    write_json_atomic(self.folder.file(STATS), summary)
+                records.extend(done.records)
+                log.info("%s %s", stage.name, done.summary)
+                bar.set_postfix(
+                    round=done.round,
+                    kept=done.kept,
+                    tok_s=f"{stats.tokens('generated') / max(stats.elapsed_s, 1e-9):.0f}",
+                )
+                if self.on_progress is not None:
+                    self.on_progress(
+                        Progress(
+                            stage.name,
+                            done.round,
+                            done.kept,
+                            stage.target(),
+                            min(done.done, stage.total()),
+                            stage.total(),
+                            stage.unit,
+                            summary,
+                        )
+                    )
+                if self.stop.is_set():
+                    log.info("stopping after %s round %d, as asked: rerun to resume", stage.name, done.round)
+                    self.stopped = True
+                    break
+        finally:
+            rounds.close()  # a stage stops its own actors (the bootstrap's pool) on the way out
+            bar.close()
+        return records
+
+    # -- accounts ------------------------------------------------------------------------------------
+
+    def summary(self, dataset: Dataset | None) -> dict[str, Any]:
+        """stats.json: every stage's counters added up, each stage's own report, and the dataset."""
+        total = RunStats()
+        for stage in self.stages:
+            section = self.state.section(stage.name)
+            if section is not None:
+                total.add(RunStats(section.stats))
+        summary = total.summary(self.cfg.price_prompt_per_1m, self.cfg.price_completion_per_1m)
+        for stage in self.stages:
+            report = stage.report(self.state.section(stage.name))
+            if report is not None:
+                summary[stage.name] = report
+        if dataset is not None:
+            summary["counts"]["dataset_instructions"] = len(dataset.records())
+            summary["counts"]["dataset_rows"] = len(dataset.rows())
+            summary["dataset"] = dataset.sources()
+        if self.stopped:
+            summary["stopped"] = True
+        return summary

@@ -1,0 +1,373 @@
+"""The bootstrap stage (Self-Instruct, Alpaca), round by round. Read it top to bottom to see how a
+dataset grows.
+
+A round has two halves. Finding new instructions:
+  1. the driver samples an in-context mix of pool ids per proposal slot (seeded by run seed, round, slot);
+  2. workers send the proposal prompts to the teacher concurrently and parse the responses;
+  3. the driver runs the instruction filters (heuristics) on the candidates, in order;
+  4. the pool actor runs dedup (ROUGE-L) and accepts or rejects each survivor, in order.
+Completing them:
+  5. the workers classify each accepted instruction and write its instances, one round trip per
+     worker (Self-Instruct), or it keeps the instance that came with it (Alpaca); instance filters prune;
+  6. the round's records, with their neighbours in the pool, and its drops go to the runner, which
+     appends them to the run folder and commits the round.
+
+The halves of consecutive rounds overlap. Once round N's dedup has decided, round N+1's proposals go
+out, and their candidates are filtered and offered to the pool while the workers write round N's
+instances. Round N+1 depends only on the pool after round N's dedup and on a count fixed by then: the
+items kept so far, with all of round N's counted as if they will get instances. What round N+1 finds
+before round N commits (its drops, its counters) is held apart in its `RoundInFlight`, and lost if the
+run stops there: a resumed run finds it again, the same way.
+
+Rounds are the unit of determinism and of resume: every request in a round is fixed by the config and
+the pool as it stood when the round began, and results are consumed in request order, whatever order
+the teacher answered in. With the request cache, a rerun or a resumed run rebuilds the same dataset.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from filters.base import Filter, build_filters, run_filters, take_stats
+from filters.instances import apply_instance_filters
+from generator.config import RunConfig
+from generator.pool import Neighbours, PoolActor, Verdict, sample_mixes
+from generator.profiles import PROFILES
+from generator.provenance import provenance
+from generator.records import Dropped, Instance, Record, Similar, TaskRow, as_example, as_task, seed_to_record
+from generator.run_folder import StageFiles
+from generator.seeding import derive_seed
+from generator.seeds import load_seeds
+from generator.stages.base import Context, Resumed, RoundDone
+from generator.state import BootstrapState, StageState
+from generator.stats import RunStats
+from generator.tasks.instances import ClassifyTask, InstancesTask, with_classification
+from generator.tasks.propose import ProposeRow, ProposeTask, make_proposer
+from generator.workers import Answer, Chain, collect, send_to_workers
+
+log = logging.getLogger("synth_instruct")
+
+INSTRUCTIONS, DROPPED = "instructions.jsonl", "dropped.jsonl"
+WriteChain = Chain[TaskRow, bool | None, list[Instance]]
+
+
+class Bootstrap:
+    """The stage: what the runner needs to know of it. `BootstrapRounds` holds the round's steps."""
+
+    name = "bootstrap"
+    files = StageFiles(records=INSTRUCTIONS, dropped=DROPPED)
+    unit = "instructions"
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+
+    def total(self) -> int:
+        return self.cfg.target
+
+    def target(self) -> int | None:
+        return self.cfg.target
+
+    def fingerprint(self, inputs: list[Record]) -> str | None:
+        return None  # it starts from the seed file, which the config names
+
+    def contribution(self, inputs: list[Record], records: list[Record]) -> list[Record]:
+        """The first `target` accepted instructions that have instances."""
+        return [r for r in records if r.instances][: self.cfg.target]
+
+    def report(self, state: StageState | None) -> dict[str, Any] | None:
+        return None
+
+    def rounds(
+        self, ctx: Context, inputs: list[Record], resumed: Resumed
+    ) -> Generator[RoundDone, None, None]:
+        """Run (or resume) rounds until `target` instructions have instances."""
+        cfg = self.cfg
+        accepted = resumed.records
+        first_round = resumed.state.round + 1 if resumed.state else 0
+        kept = sum(1 for r in accepted if r.instances)
+        # What the next round was planned from when the run stopped: see `BootstrapRounds.proposals`.
+        planned = sum(1 for r in accepted if r.instances or r.round == first_round - 1)
+        planned = kept if planned >= cfg.target else planned
+
+        def more_rounds(round_: int, count: int) -> bool:
+            return count < cfg.target and (cfg.max_rounds is None or round_ < cfg.max_rounds)
+
+        if not more_rounds(first_round, kept):
+            return
+        seeds = [seed_to_record(s) for s in load_seeds(cfg.seeds)]
+        steps = BootstrapRounds(cfg, seeds, accepted, ctx)
+        log.info(
+            "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers",
+            cfg.run_name,
+            len(seeds),
+            cfg.target,
+            cfg.profile,
+            *steps.identity,
+            cfg.num_workers,
+        )
+        try:
+            found: RoundInFlight | None = steps.find(first_round, planned)
+            while found is not None:
+                steps.decide(found)
+                if found.failed:
+                    yield RoundDone(found.round, found.stats, done=kept, failed=True, error=found.last_error)
+                    found = steps.find(found.round, found.planned)  # failures are not cached: a true retry
+                    continue
+
+                # The next round may start now: its proposals go out before this round's instance work,
+                # so the workers answer them first, and its dedup runs in the pool while they write.
+                planned = kept + len(found.new)
+                proposals = (
+                    steps.proposals(found.round + 1, planned)
+                    if more_rounds(found.round + 1, planned)
+                    else None
+                )
+                steps.start_instances(found)
+                following = (
+                    steps.screen(found.round + 1, planned, proposals) if proposals is not None else None
+                )
+
+                newly_kept = steps.complete(found)
+                kept += newly_kept
+                found.stats.counts["accepted"] += len(found.new)
+                found.stats.counts["accepted_with_instances"] += newly_kept
+                found.stats.counts["rounds"] += 1
+                yield RoundDone(
+                    round=found.round,
+                    stats=found.stats,
+                    records=found.new,
+                    dropped=found.dropped,
+                    state=BootstrapState(round=found.round),
+                    kept=kept,
+                    done=kept,
+                    summary=f"round {found.round}: {found.candidates} candidates, {len(found.dropped)} dropped, "
+                    f"{len(found.new)} accepted, {newly_kept} with instances; kept {kept}/{cfg.target}",
+                )
+                # Items this round kept without instances leave `kept` short of the plan: plan on `kept`.
+                if following is None and more_rounds(found.round + 1, kept):
+                    following = steps.find(found.round + 1, kept)
+                found = following
+                # What the run keeps (records, their provenance and instances) only grows, and Python's
+                # cyclic GC would scan all of it again and again: about a quarter of the driver's CPU at
+                # 10K kept. Nothing here forms cycles, so the survivors of each round are frozen out of it.
+                gc.freeze()
+        finally:
+            steps.stop()
+
+
+@dataclass
+class RoundInFlight:
+    """A round being found and completed: its candidates, offered to the pool, and what is pending.
+
+    Nothing here is committed yet: its drops and counters reach the run when the runner commits it.
+    """
+
+    round: int
+    planned: int  # the kept count its number of proposals was planned from (a retry reuses it)
+    candidates: int = 0
+    survivors: list[Record] = field(default_factory=list)  # passed the instruction filters
+    new: list[Record] = field(default_factory=list)  # accepted by dedup (once `decide` has run)
+    failed: bool = False  # every proposal request failed
+    last_error: str | None = None
+    # answers still pending: the pool's (collected by `decide` and `complete`), the workers' instances
+    verdicts: ray.ObjectRef[list[Verdict]] | None = None
+    dedup_stats: ray.ObjectRef[dict[str, dict[str, int]]] | None = None
+    neighbours: ray.ObjectRef[list[Neighbours]] | None = None
+    writing: list[ray.ObjectRef[Any]] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    stats: RunStats = field(default_factory=RunStats)  # this round's counters, added when it commits
+
+
+class BootstrapRounds:
+    """The actors, tasks and filters of the stage, and the steps of a round, in the order they run."""
+
+    def __init__(self, cfg: RunConfig, seeds: list[Record], accepted: list[Record], ctx: Context) -> None:
+        assert cfg.propose_params is not None  # a resolved config
+        self.cfg = cfg
+        api = cfg.api or "completion"
+        proposal = PROFILES[cfg.profile].proposal
+        self.propose: ProposeTask = make_proposer(
+            proposal, cfg.propose_params, cfg.tasks_per_request or 20, api
+        )
+        self.instances = (
+            InstancesTask(cfg.instance_params, cfg.max_instances or 5, api) if cfg.instance_params else None
+        )
+        # The instance prompt depends on the classify answer: the workers chain the two per row.
+        self.chain: WriteChain | None = None
+        if self.instances is not None and cfg.classify_params is not None:
+            self.chain = Chain(ClassifyTask(cfg.classify_params, api), self.instances, with_classification)
+        self.instruction_filters = build_filters(cfg.instruction_filters or [])
+        self.instance_filters = build_filters(cfg.instance_filters or [])
+
+        # Ray's actor handles are not typed per method: what crosses is typed in `RoundInFlight`.
+        pool: Any = PoolActor.remote(seeds, cfg.dedup or [])
+        ray.get(pool.restore.remote(accepted))
+        self.pool = pool
+        # In-context mixes are sampled from ids in the pool's order (seeds, then kept items as kept), here
+        # in the driver, which turns them into examples (copied once, when kept).
+        self.seed_ids, self.machine_ids = [r.id for r in seeds], [r.id for r in accepted]
+        self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
+        self.workers = ctx.workers()
+        self.identity = ctx.identity()
+
+    # -- finding: steps 1-4 -----------------------------------------------------------------------------
+
+    def find(self, round_: int, planned: int) -> RoundInFlight:
+        return self.screen(round_, planned, self.proposals(round_, planned))
+
+    def proposals(self, round_: int, planned: int) -> list[ray.ObjectRef[Any]]:
+        """Sample the in-context mixes of `round_` from the pool as it stands, and send its proposals.
+
+        A proposal yields a few kept instructions, so near the target a smaller round avoids paying
+        for classification and instances of items the dataset will not need. `planned` counts the
+        items kept so far, and those of the round before as if all of them will get instances.
+        """
+        cfg = self.cfg
+        slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - planned) // 2)))
+        mix_seeds = [derive_seed(cfg.seed, "mix", round_, i) for i in range(slots)]
+        n_seed, n_machine = cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0
+        mixes = sample_mixes(self.seed_ids, self.machine_ids, mix_seeds, n_seed, n_machine)
+        rows = [
+            ProposeRow(
+                round=round_,
+                index=i,
+                examples=[self.examples[id_] for id_ in mix],
+                seed=derive_seed(cfg.seed, "propose", round_, i),
+            )
+            for i, mix in enumerate(mixes)
+        ]
+        return send_to_workers(self.workers, self.propose, rows)
+
+    def screen(self, round_: int, planned: int, proposals: list[ray.ObjectRef[Any]]) -> RoundInFlight:
+        """Collect the proposals, run the instruction filters and offer the survivors to the pool.
+
+        The pool's answers are left pending (`decide` collects them), so the pool decides while the
+        driver and the workers go on with the round before.
+        """
+        found = RoundInFlight(round_, planned)
+        with found.stats.timed("propose"):
+            results: list[Answer[list[Record]]] = collect(proposals)
+        found.stats.teacher_call("propose", [r for r, _ in results])
+        if all(not r.ok for r, _ in results):
+            found.failed, found.last_error = True, results[-1][0].error if results else "no requests"
+            return found
+        candidates = []
+        for response, parsed in results:
+            if response.ok and parsed is None:
+                found.stats.stages["propose"]["unparseable"] += 1
+            for record in parsed or []:
+                record.provenance.append(provenance("propose", self.identity, response))
+                candidates.append(record)
+        found.candidates = len(candidates)
+        found.stats.counts["candidates"] += len(candidates)
+
+        with found.stats.timed("instruction_filters"):
+            _drops_into(found, self.instruction_filters, "instruction")
+            found.survivors = run_filters(self.instruction_filters, candidates)
+        found.stats.add_filter_stats(take_stats(self.instruction_filters))
+        # Dedup in the pool actor: the single owner decides, in order. Actor calls run in the order they
+        # were sent, so its neighbours and counters are those of this round's offer. The neighbours are
+        # scored while the workers write instances, and collected only for the write.
+        found.verdicts = self.pool.offer.remote([(r.id, r.instruction) for r in found.survivors])
+        found.dedup_stats = self.pool.take_stats.remote()
+        found.neighbours = self.pool.describe_kept.remote()
+        return found
+
+    def decide(self, found: RoundInFlight) -> None:
+        """Collect the pool's verdicts: `found.new` holds the accepted records, in order."""
+        if found.failed:
+            return
+        assert found.verdicts is not None and found.dedup_stats is not None
+        with found.stats.timed("dedup"):
+            verdicts = ray.get(found.verdicts)
+        dedup_stats = ray.get(found.dedup_stats)
+        found.stats.add_filter_stats(dedup_stats)
+        for record, v in zip(found.survivors, verdicts, strict=True):
+            if v.kept:
+                found.new.append(record)
+                continue
+            record.near_duplicate = v.near_duplicate
+            found.dropped.append(
+                Dropped(
+                    filter=v.filter or "dedup",
+                    reason=v.reason or "",
+                    stage="dedup",
+                    round=found.round,
+                    item=record.brief(),
+                )
+            )
+        if self.chain is None and self.instances is None:
+            self._filter_instances(found)  # the records came with their instances (Alpaca): prune now
+        # In-context examples show the instruction (and, for Alpaca, its filtered instance).
+        self.examples.update((r.id, as_example(r)) for r in found.new)
+        self.machine_ids += [r.id for r in found.new]
+
+    # -- completing: steps 5-6 --------------------------------------------------------------------------
+
+    def start_instances(self, found: RoundInFlight) -> None:
+        """Send the accepted records to the workers for classification and instances."""
+        write = self.chain or self.instances
+        if write is not None and found.new:
+            # Workers get only what the prompts need, not the provenance each record has gathered.
+            found.writing = send_to_workers(self.workers, write, [as_task(r) for r in found.new])
+
+    def complete(self, found: RoundInFlight) -> int:
+        """Attach instances and neighbours to `found.new`; returns how many have instances."""
+        stats = found.stats
+        if found.writing:
+            with stats.timed("instances"):
+                results = collect(found.writing)
+            chained: list[tuple[Answer[bool | None] | None, Answer[list[Instance]]]] = (
+                results if self.chain is not None else [(None, result) for result in results]
+            )
+            classified = [c for c, _ in chained if c is not None]
+            if classified:
+                stats.teacher_call("classify", [response for response, _ in classified])
+            stats.teacher_call("instances", [response for _, (response, _) in chained])
+            for record, (classify, (response, parsed)) in zip(found.new, chained, strict=True):
+                if classify is not None:
+                    c_response, is_clf = classify
+                    # An unreadable answer counts as "not classification": input-first still works.
+                    record.is_classification = bool(is_clf)
+                    record.provenance.append(provenance("classify", self.identity, c_response))
+                    stats.stages["classify"]["unreadable"] += c_response.ok and is_clf is None
+                record.instances = parsed or []
+                record.provenance.append(provenance("instances", self.identity, response))
+            self._filter_instances(found)
+        assert found.neighbours is not None
+        with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
+            neighbours = ray.get(found.neighbours)
+            for record, n in zip(found.new, neighbours, strict=True):
+                record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
+                record.avg_similarity = n.avg_similarity
+        return sum(1 for r in found.new if r.instances)
+
+    def _filter_instances(self, found: RoundInFlight) -> None:
+        with found.stats.timed("instance_filters"):
+            _drops_into(found, self.instance_filters, "instances")
+            for record in found.new:
+                filtered = apply_instance_filters(record, self.instance_filters) if record.instances else None
+                record.instances = filtered.instances if filtered is not None else []
+        found.stats.add_filter_stats(take_stats(self.instance_filters))
+
+    def stop(self) -> None:
+        ray.kill(self.pool)  # the workers belong to the run, which stops them after its last stage
+
+
+def _drops_into(found: RoundInFlight, filters: list[Filter], stage: str) -> None:
+    """Point the filters' drop reports at `found.dropped` (the round they judge now)."""
+
+    def record_drop(item: Record, label: str, reason: str) -> None:
+        log.debug("dropped %s at %s by %s: %s", item.id, stage, label, reason)
+        found.dropped.append(
+            Dropped(filter=label, reason=reason, stage=stage, round=found.round, item=item.brief())
+        )
+
+    for f in filters:
+        f.on_drop = record_drop
