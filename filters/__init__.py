@@ -1,4 +1,5 @@
-"""Filters: small blocks with one method, `filter(item) -> bool | (bool, reason)`.
+"""Filters: small blocks with one method, `filter(item) -> bool | (bool, reason)` (the protocol, dedup's
+included, is in `filters/base.py`).
 
 Importing the package registers every built-in filter by name (see `filters.base.build_filters`).
 The semantic filter registers too, but loads its model (torch, sentence-transformers) only when built.

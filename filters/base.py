@@ -125,7 +125,7 @@ def run_filters(filters: Iterable[Filter], items: Iterable[Record]) -> list[Reco
             item for item, j in zip(alive, judgements, strict=True) if (j[0] if isinstance(j, tuple) else j)
         ]
     for item in batch:
-        for f, judgements_of_f in zip(chain, judged):
+        for f, judgements_of_f in zip(chain, judged, strict=True):
             if not f.count(item, next(judgements_of_f))[0]:
                 break
     return alive

@@ -156,10 +156,14 @@ class Runner:
                 len(records),
             )
         stats = RunStats(section.stats if section else None)
+        run = stage.open(self.context, inputs, Resumed(list(records), section))
+        if run is None:
+            return records
+        # The clock runs from here: actor start-up is not the stage's work (wall_time_s, tokens/s).
         started, elapsed_before = time.monotonic(), stats.elapsed_s
         failed_rounds = 0
         bar = tqdm(total=stage.total(), unit=stage.unit, desc=stage.name, dynamic_ncols=True)
-        rounds = stage.rounds(self.context, inputs, Resumed(list(records), section))
+        rounds = run.rounds()
         try:
             for done in rounds:
                 bar.update(min(done.done, stage.total()) - bar.n)
@@ -214,7 +218,8 @@ class Runner:
                     self.stopped = True
                     break
         finally:
-            rounds.close()  # a stage stops its own actors (the bootstrap's pool) on the way out
+            rounds.close()
+            run.close()
             bar.close()
         return records
 

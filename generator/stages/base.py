@@ -5,10 +5,11 @@ records it adds to the dataset. The runner (`generator/runner.py`) owns everythi
 the run folder and its lock, resume, the round commit, the failed-rounds guard, progress, stop,
 stats merging and the dataset file.
 
-A stage's `rounds()` is a generator: it yields one `RoundDone` per finished round, in order, and the
-runner commits it before asking for the next. A stage may start round N+1 before it yields round N
-(the bootstrap does): whatever it has in flight when the runner stops asking is dropped, and a resumed
-run plans it again, the same way.
+`Stage.open()` starts what the stage's rounds need (actors, tasks, filters) and returns a `StageRun`,
+or None when the stage has nothing left to do. `StageRun.rounds()` is a generator: it yields one
+`RoundDone` per finished round, in order, and the runner commits it before asking for the next. A stage
+may start round N+1 before it yields round N (the bootstrap does): whatever it has in flight when the
+runner stops asking is dropped (`StageRun.close()`), and a resumed run plans it again, the same way.
 """
 
 from __future__ import annotations
@@ -73,6 +74,18 @@ class Context(Protocol):
     def identity(self) -> tuple[str, str]: ...
 
 
+class StageRun(Protocol):
+    """A stage's rounds, ready to go: the runner times `rounds()` and always calls `close()`."""
+
+    def rounds(self) -> Generator[RoundDone, None, None]:
+        """Run rounds until the stage is done (or the runner stops asking)."""
+        ...
+
+    def close(self) -> None:
+        """Stop what `open` started (the bootstrap's pool actor); the run's workers stay."""
+        ...
+
+
 class Stage(Protocol):
     name: str  # its section in state.json and its part of the dataset
     unit: str
@@ -94,10 +107,8 @@ class Stage(Protocol):
         """Which inputs a committed section belongs to; a section of other inputs is redone."""
         ...
 
-    def rounds(
-        self, ctx: Context, inputs: list[Record], resumed: Resumed
-    ) -> Generator[RoundDone, None, None]:
-        """Run rounds until the stage is done (or the runner stops asking)."""
+    def open(self, ctx: Context, inputs: list[Record], resumed: Resumed) -> StageRun | None:
+        """Get ready to run rounds (None: the stage is done already)."""
         ...
 
     def contribution(self, inputs: list[Record], records: list[Record]) -> list[Record]:

@@ -83,10 +83,8 @@ class Bootstrap:
     def report(self, state: StageState | None) -> dict[str, Any] | None:
         return None
 
-    def rounds(
-        self, ctx: Context, inputs: list[Record], resumed: Resumed
-    ) -> Generator[RoundDone, None, None]:
-        """Run (or resume) rounds until `target` instructions have instances."""
+    def open(self, ctx: Context, inputs: list[Record], resumed: Resumed) -> BootstrapRounds | None:
+        """The pool (with the seeds and the accepted items) and the tasks, unless the target is met."""
         cfg = self.cfg
         accepted = resumed.records
         first_round = resumed.state.round + 1 if resumed.state else 0
@@ -94,14 +92,11 @@ class Bootstrap:
         # What the next round was planned from when the run stopped: see `BootstrapRounds.proposals`.
         planned = sum(1 for r in accepted if r.instances or r.round == first_round - 1)
         planned = kept if planned >= cfg.target else planned
-
-        def more_rounds(round_: int, count: int) -> bool:
-            return count < cfg.target and (cfg.max_rounds is None or round_ < cfg.max_rounds)
-
-        if not more_rounds(first_round, kept):
-            return
+        if not more_rounds(cfg, first_round, kept):
+            return None
         seeds = [seed_to_record(s) for s in load_seeds(cfg.seeds)]
         steps = BootstrapRounds(cfg, seeds, accepted, ctx)
+        steps.first_round, steps.kept, steps.planned = first_round, kept, planned
         log.info(
             "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers",
             cfg.run_name,
@@ -111,54 +106,12 @@ class Bootstrap:
             *steps.identity,
             cfg.num_workers,
         )
-        try:
-            found: RoundInFlight | None = steps.find(first_round, planned)
-            while found is not None:
-                steps.decide(found)
-                if found.failed:
-                    yield RoundDone(found.round, found.stats, done=kept, failed=True, error=found.last_error)
-                    found = steps.find(found.round, found.planned)  # failures are not cached: a true retry
-                    continue
+        return steps
 
-                # The next round may start now: its proposals go out before this round's instance work,
-                # so the workers answer them first, and its dedup runs in the pool while they write.
-                planned = kept + len(found.new)
-                proposals = (
-                    steps.proposals(found.round + 1, planned)
-                    if more_rounds(found.round + 1, planned)
-                    else None
-                )
-                steps.start_instances(found)
-                following = (
-                    steps.screen(found.round + 1, planned, proposals) if proposals is not None else None
-                )
 
-                newly_kept = steps.complete(found)
-                kept += newly_kept
-                found.stats.counts["accepted"] += len(found.new)
-                found.stats.counts["accepted_with_instances"] += newly_kept
-                found.stats.counts["rounds"] += 1
-                yield RoundDone(
-                    round=found.round,
-                    stats=found.stats,
-                    records=found.new,
-                    dropped=found.dropped,
-                    state=BootstrapState(round=found.round),
-                    kept=kept,
-                    done=kept,
-                    summary=f"round {found.round}: {found.candidates} candidates, {len(found.dropped)} dropped, "
-                    f"{len(found.new)} accepted, {newly_kept} with instances; kept {kept}/{cfg.target}",
-                )
-                # Items this round kept without instances leave `kept` short of the plan: plan on `kept`.
-                if following is None and more_rounds(found.round + 1, kept):
-                    following = steps.find(found.round + 1, kept)
-                found = following
-                # What the run keeps (records, their provenance and instances) only grows, and Python's
-                # cyclic GC would scan all of it again and again: about a quarter of the driver's CPU at
-                # 10K kept. Nothing here forms cycles, so the survivors of each round are frozen out of it.
-                gc.freeze()
-        finally:
-            steps.stop()
+def more_rounds(cfg: RunConfig, round_: int, count: int) -> bool:
+    """Whether round `round_` runs, with `count` items kept (or planned) before it."""
+    return count < cfg.target and (cfg.max_rounds is None or round_ < cfg.max_rounds)
 
 
 @dataclass
@@ -215,6 +168,59 @@ class BootstrapRounds:
         self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
         self.workers = ctx.workers()
         self.identity = ctx.identity()
+        self.first_round, self.kept, self.planned = 0, 0, 0  # where the rounds start (set by `open`)
+
+    # -- the rounds, in order ---------------------------------------------------------------------------
+
+    def rounds(self) -> Generator[RoundDone, None, None]:
+        """Run (or resume) rounds until `target` instructions have instances."""
+        cfg, kept = self.cfg, self.kept
+        found: RoundInFlight | None = self.find(self.first_round, self.planned)
+        while found is not None:
+            self.decide(found)
+            if found.failed:
+                yield RoundDone(found.round, found.stats, done=kept, failed=True, error=found.last_error)
+                found = self.find(found.round, found.planned)  # failures are not cached: a true retry
+                continue
+
+            # The next round may start now: its proposals go out before this round's instance work,
+            # so the workers answer them first, and its dedup runs in the pool while they write.
+            planned = kept + len(found.new)
+            proposals = (
+                self.proposals(found.round + 1, planned)
+                if more_rounds(cfg, found.round + 1, planned)
+                else None
+            )
+            self.start_instances(found)
+            following = self.screen(found.round + 1, planned, proposals) if proposals is not None else None
+
+            newly_kept = self.complete(found)
+            kept += newly_kept
+            found.stats.counts["accepted"] += len(found.new)
+            found.stats.counts["accepted_with_instances"] += newly_kept
+            found.stats.counts["rounds"] += 1
+            yield RoundDone(
+                round=found.round,
+                stats=found.stats,
+                records=found.new,
+                dropped=found.dropped,
+                state=BootstrapState(round=found.round),
+                kept=kept,
+                done=kept,
+                summary=f"round {found.round}: {found.candidates} candidates, {len(found.dropped)} dropped, "
+                f"{len(found.new)} accepted, {newly_kept} with instances; kept {kept}/{cfg.target}",
+            )
+            # Items this round kept without instances leave `kept` short of the plan: plan on `kept`.
+            if following is None and more_rounds(cfg, found.round + 1, kept):
+                following = self.find(found.round + 1, kept)
+            found = following
+            # What the run keeps (records, their provenance and instances) only grows, and Python's
+            # cyclic GC would scan all of it again and again: about a quarter of the driver's CPU at
+            # 10K kept. Nothing here forms cycles, so the survivors of each round are frozen out of it.
+            gc.freeze()
+
+    def close(self) -> None:
+        ray.kill(self.pool)  # the workers belong to the run, which stops them after its last stage
 
     # -- finding: steps 1-4 -----------------------------------------------------------------------------
 
@@ -355,9 +361,6 @@ class BootstrapRounds:
                 filtered = apply_instance_filters(record, self.instance_filters) if record.instances else None
                 record.instances = filtered.instances if filtered is not None else []
         found.stats.add_filter_stats(take_stats(self.instance_filters))
-
-    def stop(self) -> None:
-        ray.kill(self.pool)  # the workers belong to the run, which stops them after its last stage
 
 
 def _drops_into(found: RoundInFlight, filters: list[Filter], stage: str) -> None:

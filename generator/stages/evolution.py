@@ -95,70 +95,86 @@ class Evolution:
             return None
         return evolve_report(self.cfg.evolve_profile, state)
 
-    def rounds(
-        self, ctx: Context, inputs: list[Record], resumed: Resumed
-    ) -> Generator[RoundDone, None, None]:
-        """Run (or resume) `cfg.evolve_rounds` rounds over `inputs`."""
-        cfg = self.cfg
-        assert cfg.evolve_ops is not None and cfg.evolve_filters is not None
-        assert (
-            cfg.evolve_params is not None and cfg.answer_params is not None and cfg.judge_params is not None
-        )
+    def open(self, ctx: Context, inputs: list[Record], resumed: Resumed) -> EvolutionRun | None:
+        """The eliminator's filters and the tasks, unless every round is done."""
         saved = resumed.state if isinstance(resumed.state, EvolveState) else None
-        pool_ids = list(saved.pool) if saved else [r.id for r in inputs]
-        done = saved.round if saved else 0
-        table: list[EvolveRoundStats] = list(saved.rounds) if saved else []
-        started_from = EvolveInput(items=len(inputs), avg_words=_avg_words(inputs))
-        if done >= cfg.evolve_rounds:
-            return
-        by_id = {r.id: r for r in [*inputs, *resumed.records]}
-        kept_total = len(resumed.records)
+        if saved is not None and saved.round >= self.cfg.evolve_rounds:
+            return None
+        return EvolutionRun(self.cfg, ctx, inputs, resumed.records, saved)
 
-        filters = build_filters([*cfg.evolve_filters, *([cfg.score_filter] if cfg.score_filter else [])])
-        tasks = EvolveTasks(cfg)
-        workers, identity = ctx.workers(), ctx.identity()
+
+class EvolutionRun:
+    """The rounds still to run, from where the stage's section left them."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        ctx: Context,
+        inputs: list[Record],
+        evolved: list[Record],
+        saved: EvolveState | None,
+    ) -> None:
+        assert cfg.evolve_filters is not None
+        self.cfg = cfg
+        self.pool_ids = list(saved.pool) if saved else [r.id for r in inputs]
+        self.done = saved.round if saved else 0
+        self.table: list[EvolveRoundStats] = list(saved.rounds) if saved else []
+        self.started_from = EvolveInput(items=len(inputs), avg_words=_avg_words(inputs))
+        self.by_id = {r.id: r for r in [*inputs, *evolved]}
+        self.kept_total = len(evolved)
+        self.filters = build_filters([*cfg.evolve_filters, *([cfg.score_filter] if cfg.score_filter else [])])
+        self.tasks = EvolveTasks(cfg)
+        self.workers, self.identity = ctx.workers(), ctx.identity()
         log.info(
             "evolving %d items for rounds %d..%d (%s ops, teacher %s/%s, %d workers)",
             len(inputs),
-            done + 1,
+            self.done + 1,
             cfg.evolve_rounds,
             cfg.evolve_profile,
-            *identity,
-            len(workers),
+            *self.identity,
+            len(self.workers),
         )
-        current = done + 1
-        while current <= cfg.evolve_rounds:
-            pool = [by_id[i] for i in pool_ids]
-            rnd = EvolutionRound(cfg, current, workers, identity, filters)
-            rnd.evolve(pool, tasks.evolve)
+
+    def rounds(self) -> Generator[RoundDone, None, None]:
+        current = self.done + 1
+        while current <= self.cfg.evolve_rounds:
+            pool = [self.by_id[i] for i in self.pool_ids]
+            rnd = EvolutionRound(self.cfg, current, self.workers, self.identity, self.filters)
+            rnd.evolve(pool, self.tasks.evolve)
             if rnd.all_failed:
                 yield RoundDone(current, rnd.stats, done=current - 1, failed=True, error=rnd.last_error)
                 continue  # the same round again: failures are not cached, so this retries them
-            rnd.eliminate(tasks)
+            rnd.eliminate(self.tasks)
 
             # a kept evolution replaces its parent in the pool; a failed one leaves the parent
             child_of = {r.parent_ids[0]: r for r in rnd.kept}
-            pool_ids = [child_of[p.id].id if p.id in child_of else p.id for p in pool]
+            self.pool_ids = [child_of[p.id].id if p.id in child_of else p.id for p in pool]
             for record in rnd.kept:
                 record.parent_instruction = None  # the parent is one id away
-                by_id[record.id] = record
-            kept_total += len(rnd.kept)
-            table.append(rnd.summary())
+                self.by_id[record.id] = record
+            self.kept_total += len(rnd.kept)
+            self.table.append(rnd.summary())
             rnd.stats.counts["evolve_rounds"] += 1
             rnd.stats.counts["evolved"] += len(pool)
             rnd.stats.counts["evolve_kept"] += len(rnd.kept)
-            rnd.stats.add_filter_stats(take_stats(filters))
+            rnd.stats.add_filter_stats(take_stats(self.filters))
+            state = EvolveState(
+                round=current, pool=self.pool_ids, rounds=list(self.table), started_from=self.started_from
+            )
             yield RoundDone(
                 round=current,
                 stats=rnd.stats,
                 records=rnd.kept,
                 dropped=rnd.dropped,
-                state=EvolveState(round=current, pool=pool_ids, rounds=table, started_from=started_from),
-                kept=kept_total,
+                state=state,
+                kept=self.kept_total,
                 done=current,
-                summary=round_line(table[-1]),
+                summary=round_line(self.table[-1]),
             )
             current += 1
+
+    def close(self) -> None:
+        pass  # it starts no actors of its own
 
 
 class EvolveTasks:

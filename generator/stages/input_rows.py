@@ -6,14 +6,13 @@ evolution then evolves (the dataset is the input rows followed by every round's 
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 from generator.config import RunConfig
 from generator.records import Record, seed_to_record
 from generator.run_folder import StageFiles
 from generator.seeds import load_seeds
-from generator.stages.base import Context, Resumed, RoundDone
+from generator.stages.base import Context, Resumed, StageRun
 from generator.state import StageState
 
 
@@ -34,10 +33,8 @@ class InputRows:
     def fingerprint(self, inputs: list[Record]) -> str | None:
         return None
 
-    def rounds(
-        self, ctx: Context, inputs: list[Record], resumed: Resumed
-    ) -> Generator[RoundDone, None, None]:
-        yield from ()
+    def open(self, ctx: Context, inputs: list[Record], resumed: Resumed) -> StageRun | None:
+        return None  # no rounds: the rows are its part of the dataset
 
     def contribution(self, inputs: list[Record], records: list[Record]) -> list[Record]:
         return [seed_to_record(task) for task in load_seeds(self.cfg.seeds)]

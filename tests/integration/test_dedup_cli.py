@@ -79,6 +79,9 @@ def test_rougel_keeps_exactly_the_rows_the_rouge_score_loop_keeps(tmp_path: Path
     assert first["reason"] == "rouge_l>0.7" and first["filter"] == "rouge_l"
     assert first["duplicate_of"]["score"] > 0.7 and first["row"] in data
     assert first["duplicate_of"]["text"] in {r["instruction"] for r in kept}
+    assert first["duplicate_of"]["metric"] == "rouge_l" and first["duplicate_of"]["filter"] == "rouge_l"
+    if suffix == "jsonl":  # one row per line: the id is the duplicated row's line
+        assert data[int(first["duplicate_of"]["id"]) - 1]["instruction"] == first["duplicate_of"]["text"]
 
 
 def test_threshold_field_and_seeds(tmp_path: Path) -> None:

@@ -104,3 +104,17 @@ def test_order_is_the_configured_order() -> None:
     filters = build_filters([{"name": "max_instances", "params": {"k": 2}}, {"name": "instance_duplicate"}])
     out = apply_instance_filters(task(("a", "1"), ("a", "1"), ("b", "2")), filters)
     assert out is not None and [i.input for i in out.instances] == ["a"]
+
+
+def test_drops_are_reported_in_instance_order_and_a_rule_judges_a_whole_record_too() -> None:
+    filters, log = chain_with_log()
+    out = apply_instance_filters(task(("Sentence:", "a"), ("b", ""), ("c", "3")), filters)
+    assert out is not None and [i.input for i in out.instances] == ["c"]
+    # the first instance meets the truncated rule after the second met the empty-output one
+    assert [(name, inputs) for name, _, inputs in log] == [
+        ("instance_truncated", [("Sentence:", "a")]),
+        ("instance_empty_output", [("b", "")]),
+    ]
+    (duplicate,) = build_filters([{"name": "instance_duplicate"}])
+    assert duplicate.apply(task(("a", "1"), ("b", "2"), ("a", "1"))) == (False, "duplicate_instance")
+    assert duplicate.apply(task(("a", "1"), ("b", "2"))) == (True, None)  # no state left behind
