@@ -133,7 +133,7 @@ class RunConfig(BaseModel):
     dedup: list[FilterSpec] | None = Field(None, json_schema_extra=CHANGES_DATA)
     instance_filters: list[FilterSpec] | None = Field(None, json_schema_extra=CHANGES_DATA)
 
-    # -- evolution (Evol-Instruct, generator/evolution.py; None: the published defaults) ------------
+    # -- evolution (Evol-Instruct, generator/stages/evolution.py; None: the published defaults) ------------
     bootstrap: bool = Field(
         True,
         description="grow from the seeds first; false: evolve the seed file's rows as they are",

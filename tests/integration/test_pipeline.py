@@ -30,10 +30,26 @@ def cli(server: FakeOpenAI, seeds: Path, out: Path, cache: Path, *extra: str) ->
     ]  # fmt: skip
 
 
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+
+
 def run_cli(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        args,
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_cli(args: list[str], **popen: object) -> subprocess.Popen[str]:
+    """The CLI in the background, its output captured (for runs that are interrupted or raced)."""
+    return subprocess.Popen(
+        args, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
     )
 
 
@@ -201,15 +217,9 @@ def _session_processes(sid: int) -> list[str]:
 def test_ctrl_c_stops_cleanly_without_orphans(fake_openai: FakeOpenAI, small_seeds: Path, tmp_path: Path):
     out = tmp_path / "int"
     fake_openai.delay = 0.1
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
     args = cli(fake_openai, small_seeds, out, tmp_path / "c.sqlite", "-n", "500")
-    proc = subprocess.Popen(
+    proc = start_cli(
         args,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
         # As in a terminal: a suite started in the background (`cmd &` in a script) inherits SIGINT
         # ignored, and Python then installs no Ctrl+C handler in the child.

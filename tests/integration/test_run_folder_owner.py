@@ -16,7 +16,7 @@ from generator.errors import RunFolderBusy
 from generator.run_folder import RunFolder
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAI
-from tests.integration.test_pipeline import cli, read_jsonl, run_cli
+from tests.integration.test_pipeline import cli, read_jsonl, run_cli, start_cli
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +27,7 @@ def test_second_cli_run_on_a_folder_is_refused_and_the_first_is_unharmed(
     out = tmp_path / "shared"
     fake_openai.delay = 0.05
     args = cli(fake_openai, small_seeds, out, tmp_path / "c.sqlite", "-n", "40")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(
-        args,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    first = start_cli(args, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (out / "state.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
