@@ -10,7 +10,7 @@ the *same decisions* (tested against rouge-score in tests/unit/test_rouge_proper
    instructions in C (`LCSseq.similarity` on those strings is the token LCS).
 2. Find candidates with a prefix filter (the AllPairs/PPJoin idea from set-similarity joins) instead of
    scoring every pair. F = 2·LCS/(m+n) > t needs LCS >= α(m) = ⌈t·m/(2-t)⌉ whatever the other length
-   (`_min_overlap`), and LCS <= the multiset overlap of the two token lists. Under one fixed order of
+   (`min_overlap`), and LCS <= the multiset overlap of the two token lists. Under one fixed order of
    token occurrences, two lists sharing at least α elements must share an element in their first
    `len - α + 1` elements, so each pool item is indexed under only that prefix, and a candidate probes
    only its own prefix. The order puts the newest token id first: common words get small ids early in
@@ -86,7 +86,7 @@ def rouge_f_many(lcs: np.ndarray, m: int | np.ndarray, n: np.ndarray) -> np.ndar
     return np.where(lcs > 0, f, 0.0)  # no overlap (an empty list included): 0 without dividing
 
 
-class _Encoded(NamedTuple):
+class Encoded(NamedTuple):
     ids: list[int]  # token ids; 0 for a token the pool has never seen (it can match nothing)
     seq: str | list[int]  # the ids as code points (a list of ints only past U+10FFFF distinct tokens)
 
@@ -144,7 +144,7 @@ class RougeLIndex:
 
     # -- the prefix-filter arithmetic ----------------------------------------------------------------
 
-    def _min_overlap(self, n: int) -> int:
+    def min_overlap(self, n: int) -> int:
         """α(n): the LCS any pair with one side of n tokens needs for F > threshold, rounded down safely.
 
         F > t with LCS <= min(m, n) implies LCS > t·n/(2-t) whatever m is. rouge_f's rounding moves F by
@@ -155,10 +155,10 @@ class RougeLIndex:
 
     # -- pool ----------------------------------------------------------------------------------------
 
-    def _encode(self, text: str) -> _Encoded:
+    def _encode(self, text: str) -> Encoded:
         vocab = self._vocab
         ids = [vocab.get(tok, 0) for tok in rouge_tokens(text)]
-        return _Encoded(ids, _as_sequence(ids))
+        return Encoded(ids, _as_sequence(ids))
 
     def _token_id(self, token: str) -> int:
         tid = self._vocab.get(token)
@@ -169,10 +169,10 @@ class RougeLIndex:
             self._vocab[token] = tid
         return tid
 
-    def encode_new(self, text: str) -> _Encoded:
+    def encode_new(self, text: str) -> Encoded:
         """`text` as token ids, giving new tokens an id (an item about to join the pool, or rows)."""
         ids = [self._token_id(tok) for tok in rouge_tokens(text)]
-        return _Encoded(ids, _as_sequence(ids))
+        return Encoded(ids, _as_sequence(ids))
 
     def renumber_by_frequency(self) -> None:
         """Give the tokens most frequent in the pool the smallest ids, and re-encode the pool.
@@ -199,7 +199,7 @@ class RougeLIndex:
         """Put `text` (of the item `id`) in the pool without checking it; returns its pool position."""
         return self.add_encoded(text, self.encode_new(text), id)
 
-    def add_encoded(self, text: str, enc: _Encoded, id: str | None = None) -> int:
+    def add_encoded(self, text: str, enc: Encoded, id: str | None = None) -> int:
         """`add` for a text already encoded by `encode_new` (no second tokenization)."""
         ids, seq = enc
         pos = len(self.texts)
@@ -212,7 +212,7 @@ class RougeLIndex:
         self._lens.append(n)
         if n and self.prefix_index:
             postings = self._postings
-            for key in _elements(ids)[: n - self._min_overlap(n) + 1]:
+            for key in _elements(ids)[: n - self.min_overlap(n) + 1]:
                 bucket = postings.get(key)
                 if bucket is None:
                     postings[key] = ([pos], [seq])
@@ -223,16 +223,16 @@ class RougeLIndex:
 
     def check(self, text: str) -> Match | None:
         """The most similar pool item with F > threshold, or None when `text` may join the pool."""
-        return self._check(self._encode(text))
+        return self.check_encoded(self._encode(text))
 
-    def _check(self, enc: _Encoded) -> Match | None:
+    def check_encoded(self, enc: Encoded) -> Match | None:
         m = len(enc.ids)
         if m == 0:
             return None  # no tokens: F is 0 against everything, as in rouge-score
         if not self.prefix_index:
             raise RuntimeError("this index keeps no prefix index; check candidates with best_of")
         elements = _elements(enc.ids)
-        probe = elements[: len(elements) - self._min_overlap(m) + 1]
+        probe = elements[: len(elements) - self.min_overlap(m) + 1]
         # Every item that can pass sits in one of these posting lists, and the order they are read in is
         # free: smallest first. A near-duplicate shares the rare tokens, so most rejections end after one
         # short list and only a keep reads them all. An item in two lists is scored twice, which costs
@@ -247,7 +247,7 @@ class RougeLIndex:
         return None
 
     def _best_in(
-        self, enc: _Encoded, m: int, positions: Sequence[int], seqs: Sequence[str | list[int]]
+        self, enc: Encoded, m: int, positions: Sequence[int], seqs: Sequence[str | list[int]]
     ) -> Match | None:
         """The best of these pool items (`positions`, with their `seqs`) with F > threshold, or None."""
         # One C call screens them with rapidfuzz's normalised Indel similarity, which is 2·LCS/(m+n):
@@ -277,7 +277,7 @@ class RougeLIndex:
         items at `positions`, in that order."""
         return self._scores(self._encode(text), positions)
 
-    def _scores(self, enc: _Encoded, positions: Sequence[int] | None = None) -> np.ndarray:
+    def _scores(self, enc: Encoded, positions: Sequence[int] | None = None) -> np.ndarray:
         if positions is None:
             choices: Sequence[str | list[int]] = self._seqs
             lens = np.array(self._lens, dtype=np.int32)  # a copy: a view would pin the array's size

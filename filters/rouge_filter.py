@@ -62,7 +62,7 @@ class RougeLFilter(Dedup):
         index = self.index
         if self.rows is None:
             enc = index.encode_new(item.instruction)
-            match = index._check(enc)
+            match = index.check_encoded(enc)
         else:
             enc, match = self.rows.best_above(item)
         if match is not None:

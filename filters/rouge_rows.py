@@ -23,7 +23,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
 from filters.base import Match, Neighbourhood
-from filters.rouge import RougeLIndex, _Encoded, rouge_f, rouge_f_many, top_k_rows
+from filters.rouge import Encoded, RougeLIndex, rouge_f, rouge_f_many, top_k_rows
 from generator.records import Record
 
 
@@ -50,7 +50,7 @@ class _Chunk:
     """Candidates scored together against the pool as it stood (`start` items) and among themselves.
 
     Deciding needs little: F > t needs an LCS of at least α(m) whatever the other length
-    (`RougeLIndex._min_overlap`), so one integer max per row screens the pool part. The rest of the
+    (`RougeLIndex.min_overlap`), so one integer max per row screens the pool part. The rest of the
     row (mean, top k) is read in `neighbours()`, for members only, in blocks small enough for cache.
     """
 
@@ -64,7 +64,7 @@ class _Chunk:
         self.lcs = _cdist(seqs, index._seqs[:start], workers)  # rows x pool, int32
         self.own = _half_f(_cdist(seqs, seqs, workers), self.m, self.m)
         longest = self.lcs.max(axis=1) if start else np.zeros(len(seqs), dtype=np.int32)
-        self.may_pass = [bool(x >= index._min_overlap(int(m))) for x, m in zip(longest, self.m, strict=True)]
+        self.may_pass = [bool(x >= index.min_overlap(int(m))) for x, m in zip(longest, self.m, strict=True)]
         self.members: list[int] = []  # rows that joined the pool, in order: positions start, start + 1, ...
         self.rank: dict[int, int] = {}  # member row -> its place in `members`
         self.described = 0  # members whose neighbours were ranked already
@@ -179,7 +179,7 @@ class PoolRows:
         self._announced = {id(r): divmod(i, self.chunk) for i, r in enumerate(records)}
         self._current = {}
 
-    def best_above(self, record: Record) -> tuple[_Encoded, Match | None]:
+    def best_above(self, record: Record) -> tuple[Encoded, Match | None]:
         chunk, r = self._chunk_for(record)
         self._last = (record, chunk, r)
         return chunk.encs[r], chunk.best_above(r, self.index.threshold, self.index._lens)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from filters import heuristics
 from filters.base import FilterSpec
-from generator.tasks.evolve import OPS
+from generator.tasks.rewrite import OPS
 from generator.teachers.base import SamplingParams
 
 SELF_INSTRUCT_BLACKLIST = list(heuristics.SELF_INSTRUCT_BLACKLIST)  # the lists live in filters/heuristics.py

@@ -23,7 +23,8 @@ Row = TypeVar("Row")
 Out = TypeVar("Out")
 Then = TypeVar("Then")
 # (response, parsed) per row; parsed is None when the call failed or the text was garbage. A plain
-# tuple: thousands cross from the workers every round.
+# tuple: thousands cross from the workers every round. Worker actor handles are `Any`: Ray does not
+# type their methods, so what they return is typed here instead.
 Answer = tuple[TeacherResponse, Out | None]
 
 
@@ -82,21 +83,33 @@ class Worker:
 WorkerActor = ray.remote(num_cpus=0)(Worker)
 
 
-def send_to_workers(
-    workers: list[Any], task: Task[Row, Any] | Chain[Row, Any, Any], rows: list[Row]
-) -> list[ray.ObjectRef[Any]]:
-    """Split rows into one contiguous chunk per worker and start them; returns the pending results."""
-    if not rows:
-        return []
+# The results of rows sent to the workers, one chunk per worker, each a list of one result per row.
+Pending = list[ray.ObjectRef[list[Out]]]
+
+
+def _chunks(rows: list[Row], workers: list[Any]) -> list[list[Row]]:
+    """One contiguous chunk of rows per worker (fewer when there are fewer rows)."""
     size = -(-len(rows) // len(workers))
-    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    start = [w.run_chain if isinstance(task, Chain) else w.run for w in workers]
-    return [run.remote(task, chunk) for run, chunk in zip(start, chunks, strict=False)]
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def collect(pending: list[ray.ObjectRef[Any]]) -> list[Any]:
-    """Wait for `send_to_workers`' results: one per row, in row order."""
-    return [pair for part in ray.get(pending) for pair in part]
+def send_to_workers(workers: list[Any], task: Task[Row, Out], rows: list[Row]) -> Pending[Answer[Out]]:
+    """Start `task` on the rows, split across the workers; `collect` waits for the results."""
+    return [w.run.remote(task, chunk) for w, chunk in zip(workers, _chunks(rows, workers), strict=False)]
+
+
+def send_chain(
+    workers: list[Any], chain: Chain[Row, Out, Then], rows: list[Row]
+) -> Pending[tuple[Answer[Out], Answer[Then]]]:
+    """`send_to_workers` for two chained tasks: both answers per row."""
+    return [
+        w.run_chain.remote(chain, chunk) for w, chunk in zip(workers, _chunks(rows, workers), strict=False)
+    ]
+
+
+def collect(pending: Pending[Out]) -> list[Out]:
+    """Wait for sent rows' results: one per row, in row order."""
+    return [result for part in ray.get(pending) for result in part]
 
 
 def run_on_workers(workers: list[Any], task: Task[Row, Out], rows: list[Row]) -> list[Answer[Out]]:

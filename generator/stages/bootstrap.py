@@ -49,7 +49,7 @@ from generator.state import BootstrapState, StageState
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask, with_classification
 from generator.tasks.propose import ProposeRow, ProposeTask, make_proposer
-from generator.workers import Answer, Chain, collect, send_to_workers
+from generator.workers import Answer, Chain, Pending, collect, send_chain, send_to_workers
 
 log = logging.getLogger("synth_instruct")
 
@@ -132,7 +132,8 @@ class RoundInFlight:
     verdicts: ray.ObjectRef[list[Verdict]] | None = None
     dedup_stats: ray.ObjectRef[dict[str, dict[str, int]]] | None = None
     neighbours: ray.ObjectRef[list[Neighbours]] | None = None
-    writing: list[ray.ObjectRef[Any]] = field(default_factory=list)
+    classified: Pending[tuple[Answer[bool | None], Answer[list[Instance]]]] = field(default_factory=list)
+    instances: Pending[Answer[list[Instance]]] = field(default_factory=list)  # when there is no classify
     dropped: list[Dropped] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)  # this round's counters, added when it commits
 
@@ -227,7 +228,7 @@ class BootstrapRounds:
     def find(self, round_: int, planned: int) -> RoundInFlight:
         return self.screen(round_, planned, self.proposals(round_, planned))
 
-    def proposals(self, round_: int, planned: int) -> list[ray.ObjectRef[Any]]:
+    def proposals(self, round_: int, planned: int) -> Pending[Answer[list[Record]]]:
         """Sample the in-context mixes of `round_` from the pool as it stands, and send its proposals.
 
         A proposal yields a few kept instructions, so near the target a smaller round avoids paying
@@ -250,7 +251,7 @@ class BootstrapRounds:
         ]
         return send_to_workers(self.workers, self.propose, rows)
 
-    def screen(self, round_: int, planned: int, proposals: list[ray.ObjectRef[Any]]) -> RoundInFlight:
+    def screen(self, round_: int, planned: int, proposals: Pending[Answer[list[Record]]]) -> RoundInFlight:
         """Collect the proposals, run the instruction filters and offer the survivors to the pool.
 
         The pool's answers are left pending (`decide` collects them), so the pool decides while the
@@ -258,7 +259,7 @@ class BootstrapRounds:
         """
         found = RoundInFlight(round_, planned)
         with found.stats.timed("propose"):
-            results: list[Answer[list[Record]]] = collect(proposals)
+            results = collect(proposals)
         found.stats.teacher_call("propose", [r for r, _ in results])
         if all(not r.ok for r, _ in results):
             found.failed, found.last_error = True, results[-1][0].error if results else "no requests"
@@ -318,20 +319,26 @@ class BootstrapRounds:
 
     def start_instances(self, found: RoundInFlight) -> None:
         """Send the accepted records to the workers for classification and instances."""
-        write = self.chain or self.instances
-        if write is not None and found.new:
-            # Workers get only what the prompts need, not the provenance each record has gathered.
-            found.writing = send_to_workers(self.workers, write, [as_task(r) for r in found.new])
+        if not found.new:
+            return
+        # Workers get only what the prompts need, not the provenance each record has gathered.
+        rows = [as_task(r) for r in found.new]
+        if self.chain is not None:
+            pending = send_chain(self.workers, self.chain, rows)  # typed from its arguments
+            found.classified = pending
+        elif self.instances is not None:
+            found.instances = send_to_workers(self.workers, self.instances, rows)
 
     def complete(self, found: RoundInFlight) -> int:
         """Attach instances and neighbours to `found.new`; returns how many have instances."""
         stats = found.stats
-        if found.writing:
+        if found.classified or found.instances:
+            chained: list[tuple[Answer[bool | None] | None, Answer[list[Instance]]]]
             with stats.timed("instances"):
-                results = collect(found.writing)
-            chained: list[tuple[Answer[bool | None] | None, Answer[list[Instance]]]] = (
-                results if self.chain is not None else [(None, result) for result in results]
-            )
+                if found.classified:
+                    chained = [(c, i) for c, i in collect(found.classified)]
+                else:  # no classify step: instances only
+                    chained = [(None, result) for result in collect(found.instances)]
             classified = [c for c, _ in chained if c is not None]
             if classified:
                 stats.teacher_call("classify", [response for response, _ in classified])

@@ -43,17 +43,16 @@ from generator.seeding import derive_seed
 from generator.stages.base import Context, Resumed, RoundDone
 from generator.state import EvolveInput, EvolveRoundStats, EvolveState, StageState
 from generator.stats import RunStats
+from generator.tasks.answer import AnswerRow, AnswerTask
 from generator.tasks.base import Task
-from generator.tasks.evolve import (
+from generator.tasks.judge import EqualityJudge, ScoreKind, ScoreTask
+from generator.tasks.rewrite import (
     DATA_FORMATS,
-    AnswerRow,
-    AnswerTask,
     EvolveRow,
     EvolveTask,
     draw_op,
     prompt_text,
 )
-from generator.tasks.judge import EqualityJudge, ScoreKind, ScoreTask
 from generator.teachers.base import TeacherResponse
 from generator.workers import Answer, run_on_workers
 

@@ -176,7 +176,7 @@ def synthetic_answer(request: TeacherRequest) -> str:
     )
 
 
-# -- Evol-Instruct prompts (generator/tasks/evolve.py, judge.py) --------------------------------------
+# -- Evol-Instruct prompts (generator/tasks/rewrite.py, answer.py, judge.py) --------------------------------------
 
 _CONSTRAINTS = (
     "Answer in at most 120 words.",

@@ -8,13 +8,13 @@ from collections import Counter
 import pytest
 
 from generator.records import Instance, Record
+from generator.tasks.answer import AnswerRow, AnswerTask
 from generator.tasks.base import template
-from generator.tasks.evolve import (
+from generator.tasks.judge import EqualityJudge, ScoreTask, parse_equality, parse_score
+from generator.tasks.rewrite import (
     CODE_OPS,
     DATA_FORMATS,
     GENERAL_OPS,
-    AnswerRow,
-    AnswerTask,
     EvolveRow,
     EvolveTask,
     draw_op,
@@ -22,7 +22,6 @@ from generator.tasks.evolve import (
     parse_evolved,
     prompt_text,
 )
-from generator.tasks.judge import EqualityJudge, ScoreTask, parse_equality, parse_score
 from generator.teachers.base import SamplingParams, TeacherResponse
 
 PARAMS = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=2048)

@@ -1,13 +1,12 @@
-"""Evol-Instruct tasks: rewrite an instruction into a harder or rarer one, then answer it.
+"""The Evol-Instruct rewrite: its ops, how one is drawn, and the task that rewrites an instruction.
 
-- `EvolveTask` (Xu et al. 2023, WizardLM): one operation per evolution. In depth, the teacher rewrites
-  the prompt harder by one method (add constraints, deepen, concretize, increase reasoning steps) or
-  complicates its input with data (a table, JSON, XML, SQL or code); in breadth, it writes a new, rarer
-  prompt in the same domain. The `code` profile uses WizardCoder's five methods in one template.
-- `AnswerTask`: the evolved instruction sent as it is (WizardLM answers each evolution with a second
-  call); a completion endpoint gets it inside an Alpaca-style frame instead.
+`EvolveTask` (Xu et al. 2023, WizardLM): one operation per evolution. In depth, the teacher rewrites
+the prompt harder by one method (add constraints, deepen, concretize, increase reasoning steps) or
+complicates its input with data (a table, JSON, XML, SQL or code); in breadth, it writes a new, rarer
+prompt in the same domain. The `code` profile uses WizardCoder's five methods in one template. The
+evolved item is then answered by `generator/tasks/answer.py`.
 
-Prompt wording is in `templates/evolve_*.txt`, `answer*.txt`; the method sentences are in
+Prompt wording is in `templates/evolve_*.txt`; the method sentences are in
 `templates/evolve_methods.txt`, one `op: sentence` per line.
 """
 
@@ -137,25 +136,3 @@ class EvolveTask:
             parent_instruction=prompt_text(parent),
             data_format=row.data_format,
         )
-
-
-class AnswerRow(BaseModel):
-    record: Record
-    seed: int | None = None
-
-
-class AnswerTask:
-    stage = "answer"
-
-    def __init__(self, params: SamplingParams, api: str = "chat") -> None:
-        self.params, self.api = params, api
-
-    def prompt(self, row: AnswerRow) -> TeacherRequest:
-        name = "answer" if self.api == "chat" else "answer_completion"
-        text = template(name).format(instruction=row.record.instruction)
-        return request_for(self.api, text, self.params.model_copy(update={"seed": row.seed}))
-
-    def parse(self, row: AnswerRow, response: TeacherResponse) -> str | None:
-        if response.truncated:  # the answer stops mid-way: not a usable output
-            return None
-        return response.text.strip() or None
