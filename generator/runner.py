@@ -143,6 +143,7 @@ class Runner:
                 "the input of %s changed since it ran in %s: redoing it", stage.name, self.folder.path
             )
             section = None
+            self.state = self.state.with_section(stage.name, None)
         if section is None:
             self.folder.reset_stage(stage.files)
             records: list[Record] = []

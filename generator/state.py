@@ -74,7 +74,8 @@ class RunState(BaseModel):
         section: StageState | None = getattr(self, stage, None)
         return section
 
-    def with_section(self, stage: str, section: StageState) -> RunState:
+    def with_section(self, stage: str, section: StageState | None) -> RunState:
+        """A copy with `stage`'s section replaced (None: dropped, the stage starts over)."""
         if stage not in RunState.model_fields:
             raise KeyError(f"state.json has no section for a stage named {stage!r}")
         return self.model_copy(update={stage: section})
