@@ -2,7 +2,7 @@
 
     from generator.dataset import dataset
     ds = dataset(Path("out/self-instruct-seed42"))
-    ds.rows()       # the Alpaca rows (what alpaca.json holds)
+    ds.rows()       # the Alpaca rows (what alpaca.json holds); `for row in ds` and `len(ds)` too
     ds.sources()    # which stage wrote which rows: [{"stage": "bootstrap", "instructions": .., "rows": ..}]
 
 A stage's part follows from its committed records alone (`Stage.contribution`), so the dataset of a
@@ -13,6 +13,7 @@ evolution ran) contributes nothing until it is run again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ class DatasetPart:
 @dataclass(frozen=True)
 class Dataset:
     parts: list[DatasetPart]
+
+    def __iter__(self) -> Iterator[AlpacaRow]:
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        return len(self.rows())
 
     def records(self) -> list[Record]:
         return [r for part in self.parts for r in part.records]

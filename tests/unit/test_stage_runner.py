@@ -27,10 +27,10 @@ def test_sources_say_which_stage_wrote_which_rows(ray_session, small_seeds: Path
     sources = ds.sources()
     assert [s["stage"] for s in sources] == ["bootstrap", "evolve"]
     assert sources[0]["instructions"] == 8 and sources[1]["instructions"] > 0
-    assert sum(s["rows"] for s in sources) == len(ds.rows()) == summary["counts"]["dataset_rows"]
+    assert sum(s["rows"] for s in sources) == len(ds) == summary["counts"]["dataset_rows"]
     assert summary["dataset"] == sources
     rows = json.loads((tmp_path / "r" / "alpaca.json").read_text())
-    assert rows == [r.model_dump() for r in ds.rows()]
+    assert rows == [r.model_dump() for r in ds] == [r.model_dump() for r in ds.rows()]
     # the evolve part evolves the bootstrap part
     boot, evolved = ds.parts
     assert {r.root_id for r in evolved.records} <= {r.id for r in boot.records}
