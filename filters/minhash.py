@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
 from filters.base import Dedup, Judgement, Match, Neighbourhood, reason_for, register
 from filters.rouge import RougeLIndex, rouge_tokens, top_k_rows
 from generator.records import Record
+
+if TYPE_CHECKING:  # datasketch pulls in scipy (about 0.5 s): imported when an index is built
+    from datasketch import MinHash
 
 Shingle = Literal["word", "char"]
 _SPACES = re.compile(r"\s+")
@@ -73,6 +75,8 @@ class MinHashIndex:
         self.shingle: Shingle = shingle
         self.ngram = ngram
         self.seed = seed
+        from datasketch import MinHash, MinHashLSH
+
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         # MinHash.bulk builds one seeded MinHash (its permutations are the costly part) and copies it
         # per text; keeping that prototype lets single offers skip the set-up as well.
