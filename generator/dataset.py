@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generator.config import RunConfig
 from generator.records import AlpacaRow, Record, alpaca_rows
 from generator.run_folder import CONFIG, RunFolder, read_json
+from generator.stages import plan
 from generator.stages.base import Stage
 from generator.state import RunState
 
@@ -59,8 +61,15 @@ class Dataset:
         ]
 
 
-def compose(stages: list[Stage], folder: RunFolder, state: RunState) -> Dataset:
-    """Each stage's part of the dataset from its committed records, in stage order."""
+def compose(
+    stages: list[Stage], folder: RunFolder, state: RunState, known: dict[str, list[Record]] | None = None
+) -> Dataset:
+    """Each stage's part of the dataset from its committed records, in stage order.
+
+    `known` holds the committed records of stages the caller already has in memory (the runner, at
+    the end of a run); the others are read from the folder.
+    """
+    known = known or {}
     parts: list[DatasetPart] = []
     inputs: list[Record] = []
     for stage in stages:
@@ -69,6 +78,8 @@ def compose(stages: list[Stage], folder: RunFolder, state: RunState) -> Dataset:
             records: list[Record] = []
         elif section is None or section.input != stage.fingerprint(inputs):
             continue
+        elif stage.name in known:
+            records = known[stage.name]
         else:
             records = folder.committed_records(stage.files, section.round)
         part = stage.contribution(inputs, records)
@@ -79,9 +90,6 @@ def compose(stages: list[Stage], folder: RunFolder, state: RunState) -> Dataset:
 
 def dataset(folder: str | Path) -> Dataset:
     """The dataset of a run folder, read from its committed files (no Ray, no teacher)."""
-    from generator.config import RunConfig
-    from generator.stages import plan
-
     folder = Path(folder)
     cfg = RunConfig.model_validate(read_json(folder / CONFIG))
     run_folder = RunFolder(folder)

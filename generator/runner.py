@@ -110,17 +110,18 @@ class Runner:
             self.folder.reset()
         self.state = state or RunState()
         inputs: list[Record] = []
+        committed: dict[str, list[Record]] = {}  # the records of the stages run, as on disk
         try:
             for stage in self.stages:
                 if self.stop.is_set():
                     self.stopped = True
                     break
-                records = self._run_stage(stage, inputs)
-                inputs = inputs + stage.contribution(inputs, records)
+                committed[stage.name] = self._run_stage(stage, inputs)
+                inputs = inputs + stage.contribution(inputs, committed[stage.name])
         finally:
             self.context.stop()
 
-        dataset = compose(self.stages, self.folder, self.state)
+        dataset = compose(self.stages, self.folder, self.state, committed)
         rows = [row.model_dump() for row in dataset.rows()]
         write_json_atomic(self.folder.file(ALPACA), rows)
         summary = self.summary(dataset)

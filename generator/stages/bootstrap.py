@@ -95,8 +95,7 @@ class Bootstrap:
         if not more_rounds(cfg, first_round, kept):
             return None
         seeds = [seed_to_record(s) for s in load_seeds(cfg.seeds)]
-        steps = BootstrapRounds(cfg, seeds, accepted, ctx)
-        steps.first_round, steps.kept, steps.planned = first_round, kept, planned
+        steps = BootstrapRounds(cfg, seeds, accepted, ctx, first_round, kept, planned)
         log.info(
             "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers",
             cfg.run_name,
@@ -141,7 +140,17 @@ class RoundInFlight:
 class BootstrapRounds:
     """The actors, tasks and filters of the stage, and the steps of a round, in the order they run."""
 
-    def __init__(self, cfg: RunConfig, seeds: list[Record], accepted: list[Record], ctx: Context) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        seeds: list[Record],
+        accepted: list[Record],
+        ctx: Context,
+        first_round: int,
+        kept: int,
+        planned: int,
+    ) -> None:
+        """`first_round` runs next, with `kept` items kept so far and its size planned from `planned`."""
         assert cfg.propose_params is not None  # a resolved config
         self.cfg = cfg
         api = cfg.api or "completion"
@@ -169,7 +178,7 @@ class BootstrapRounds:
         self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
         self.workers = ctx.workers()
         self.identity = ctx.identity()
-        self.first_round, self.kept, self.planned = 0, 0, 0  # where the rounds start (set by `open`)
+        self.first_round, self.kept, self.planned = first_round, kept, planned
 
     # -- the rounds, in order ---------------------------------------------------------------------------
 
