@@ -64,6 +64,7 @@ class Filter:
 
     name: ClassVar[str] = "filter"
     phase: ClassVar[Phase] = "instruction"
+    batch_level = False  # True: a verdict depends on the whole batch (`filter_batch`), not the item alone
 
     def __init__(self) -> None:
         self.label: str = self.name  # `build_filters` sets the spec's key

@@ -41,6 +41,10 @@ class ScoreFilter(Filter):
         self.key, self.min_score, self.top_fraction = key, min_score, top_fraction
         self.keep_unscored = keep_unscored
 
+    @property
+    def batch_level(self) -> bool:  # type: ignore[override]
+        return self.top_fraction is not None
+
     def filter_batch(self, items: Sequence[Record]) -> list[Judgement]:
         """With `top_fraction`: keep the top fraction of the scored items of `items` (rounded up)."""
         top = None

@@ -115,6 +115,13 @@ class RunConfig(BaseModel):
         description="proposal requests per round (a round is one batch; fewer near the target)",
         json_schema_extra=CHANGES_DATA,
     )
+    rounds_in_flight: int = Field(
+        4,
+        ge=1,
+        description="bootstrap rounds in flight at once: round N samples its in-context examples from "
+        "the pool as it stood after round N-this (1: after the round before, as Self-Instruct)",
+        json_schema_extra=CHANGES_DATA,
+    )
     num_workers: int = Field(2, ge=1, description="Ray worker actors making teacher calls")
     ray_address: str | None = Field(None, description="join this Ray cluster instead of starting a local one")
     max_rounds: int | None = Field(None, ge=1, description="stop after this many rounds even below target")

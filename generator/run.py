@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--target", type=int, default=None, help=fields["target"].description)
     add("--profile", "profile", choices=list(PROFILES))
     add("--prompts-per-round", "prompts_per_round", type=int)
+    add("--rounds-in-flight", "rounds_in_flight", type=int)
     add("--max-rounds", "max_rounds", type=int)
     add("--evolve-rounds", "evolve_rounds", type=int)
     add_common_flags(p)

@@ -30,6 +30,7 @@ from generator.stages import plan
 from generator.stages.base import Progress, Resumed, Stage
 from generator.state import RunState, StageState
 from generator.stats import RunStats
+from generator.teachers.window import merge_reports
 from generator.workers import TeacherFactory, WorkerActor, stop_actors
 
 log = logging.getLogger("synth_instruct")
@@ -44,10 +45,13 @@ class Workers:
         self.cfg, self.make_teacher = cfg, make_teacher
         self._actors: list[Any] = []
         self._identity: tuple[str, str] | None = None
+        self._windows: dict[str, int] | None = None  # the windows' last report, kept after they stop
 
     def workers(self) -> list[Any]:
         if not self._actors:
-            self._actors = [WorkerActor.remote(self.make_teacher) for _ in range(self.cfg.num_workers)]
+            assert self.cfg.max_in_flight is not None  # a resolved config
+            share = -(-self.cfg.max_in_flight // self.cfg.num_workers)  # each worker's part of the window
+            self._actors = [WorkerActor.remote(self.make_teacher, share) for _ in range(self.cfg.num_workers)]
             backend, model = ray.get(self._actors[0].identity.remote())
             self._identity = (str(backend), str(model))
         return self._actors
@@ -57,8 +61,15 @@ class Workers:
         assert self._identity is not None
         return self._identity
 
+    def window_report(self) -> dict[str, int] | None:
+        """The workers' in-flight windows added up (their limit, 429s, decreases): see `Window`."""
+        if self._actors:
+            self._windows = merge_reports(ray.get([w.window_report.remote() for w in self._actors]))
+        return self._windows
+
     def stop(self) -> None:
         if self._actors:
+            self.window_report()
             stop_actors(self._actors)
             self._actors = []
 
@@ -239,6 +250,9 @@ class Runner:
             report = stage.report(self.state.section(stage.name))
             if report is not None:
                 summary[stage.name] = report
+        window = self.context.window_report()
+        if window is not None:
+            summary["teacher"]["in_flight"] = window
         if dataset is not None:
             summary["counts"]["dataset_instructions"] = len(dataset.records())
             summary["counts"]["dataset_rows"] = len(dataset.rows())

@@ -32,7 +32,9 @@ class StageState(BaseModel):
 
 
 class BootstrapState(StageState):
-    pass
+    slots: list[int] = Field(
+        default_factory=list, description="proposals each committed round was planned with, by round"
+    )
 
 
 class EvolveRoundStats(BaseModel):

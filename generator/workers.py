@@ -2,10 +2,17 @@
 
 A worker never decides what is kept; it only turns rows into parsed results, one per row and in row
 order, so the driver can hand them to the filters and the pool deterministically.
+
+Every teacher request goes through the worker's in-flight window (`generator/teachers/window.py`), one
+request at a time: the window holds the worker's share of `--max-in-flight`, serves waiting requests by
+priority (the driver gives earlier rounds' work a lower number, so it goes first), and halves itself on
+429s. A batch sent here never waits on its slowest member before the window refills: each row takes a
+slot as one frees up, and a chained row sends its second request as soon as its first answer is in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +21,8 @@ from typing import Any, Generic, TypeVar
 import ray
 
 from generator.tasks.base import Task
-from generator.teachers.base import Teacher, TeacherResponse
+from generator.teachers.base import Teacher, TeacherRequest, TeacherResponse
+from generator.teachers.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -43,37 +51,49 @@ class Chain(Generic[Row, Out, Then]):
 
 
 class Worker:
-    def __init__(self, make_teacher: TeacherFactory) -> None:
+    def __init__(self, make_teacher: TeacherFactory, in_flight: int = 8) -> None:
         self.teacher = make_teacher()
+        self.window = Window(in_flight)
 
     def identity(self) -> tuple[str, str]:
         return self.teacher.backend, self.teacher.model
 
-    async def run(self, task: Task[Row, Out], rows: list[Row]) -> list[Answer[Out]]:
+    def window_report(self) -> dict[str, int]:
+        return self.window.report()
+
+    async def run(self, task: Task[Row, Out], rows: list[Row], priority: int = 0) -> list[Answer[Out]]:
         """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
-        responses = await self.teacher.generate([task.prompt(row) for row in rows])
-        out: list[Answer[Out]] = []
-        for row, response in zip(rows, responses, strict=True):
-            parsed: Out | None = None
-            if response.ok:
-                try:
-                    parsed = task.parse(row, response)
-                except Exception as exc:  # a parser bug or odd text must cost one item, not the run
-                    log.warning(
-                        "%s: could not parse response %s: %s", task.stage, response.request_key[:8], exc
-                    )
-            out.append((response, parsed))
-        return out
+        return list(await asyncio.gather(*(self._one(task, row, priority) for row in rows)))
 
     async def run_chain(
-        self, chain: Chain[Row, Out, Then], rows: list[Row]
+        self, chain: Chain[Row, Out, Then], rows: list[Row], priority: int = 0
     ) -> list[tuple[Answer[Out], Answer[Then]]]:
-        """(first result, second result) per row, in row order."""
-        first = await self.run(chain.first, rows)
-        second = await self.run(
-            chain.then, [chain.feed(row, p) for row, (_, p) in zip(rows, first, strict=True)]
-        )
-        return list(zip(first, second, strict=True))
+        """(first result, second result) per row, in row order; each row goes on on its own."""
+
+        async def both(row: Row) -> tuple[Answer[Out], Answer[Then]]:
+            first = await self._one(chain.first, row, priority)
+            return first, await self._one(chain.then, chain.feed(row, first[1]), priority)
+
+        return list(await asyncio.gather(*(both(row) for row in rows)))
+
+    async def _one(self, task: Task[Row, Out], row: Row, priority: int) -> Answer[Out]:
+        response = await self._ask(task.prompt(row), priority)
+        parsed: Out | None = None
+        if response.ok:
+            try:
+                parsed = task.parse(row, response)
+            except Exception as exc:  # a parser bug or odd text must cost one item, not the run
+                log.warning("%s: could not parse response %s: %s", task.stage, response.request_key[:8], exc)
+        return response, parsed
+
+    async def _ask(self, request: TeacherRequest, priority: int) -> TeacherResponse:
+        async with self.window.slot(priority):
+            [response] = await self.teacher.generate([request])
+        if response.rate_limited:
+            self.window.rate_limited(response.rate_limited)
+        elif response.ok and not response.cached:
+            self.window.succeeded(response.latency_s)
+        return response
 
     async def close(self) -> None:
         await self.teacher.close()
@@ -93,18 +113,30 @@ def _chunks(rows: list[Row], workers: list[Any]) -> list[list[Row]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def send_to_workers(workers: list[Any], task: Task[Row, Out], rows: list[Row]) -> Pending[Answer[Out]]:
-    """Start `task` on the rows, split across the workers; `collect` waits for the results."""
-    return [w.run.remote(task, chunk) for w, chunk in zip(workers, _chunks(rows, workers), strict=False)]
+def send_to_workers(
+    workers: list[Any], task: Task[Row, Out], rows: list[Row], priority: int = 0
+) -> Pending[Answer[Out]]:
+    """Start `task` on the rows, split across the workers; `collect` waits for the results.
+
+    `priority`: lower goes first when the workers' windows are full (the bootstrap passes the round)."""
+    chunks = zip(workers, _chunks(rows, workers), strict=False)
+    return [w.run.remote(task, chunk, priority) for w, chunk in chunks]
 
 
 def send_chain(
-    workers: list[Any], chain: Chain[Row, Out, Then], rows: list[Row]
+    workers: list[Any], chain: Chain[Row, Out, Then], rows: list[Row], priority: int = 0
 ) -> Pending[tuple[Answer[Out], Answer[Then]]]:
     """`send_to_workers` for two chained tasks: both answers per row."""
-    return [
-        w.run_chain.remote(chain, chunk) for w, chunk in zip(workers, _chunks(rows, workers), strict=False)
-    ]
+    chunks = zip(workers, _chunks(rows, workers), strict=False)
+    return [w.run_chain.remote(chain, chunk, priority) for w, chunk in chunks]
+
+
+def ready(pending: Pending[Out]) -> bool:
+    """Whether every part of `pending` has its results (without waiting)."""
+    if not pending:
+        return True
+    done, _ = ray.wait(pending, num_returns=len(pending), timeout=0, fetch_local=False)
+    return len(done) == len(pending)
 
 
 def collect(pending: Pending[Out]) -> list[Out]:

@@ -7,26 +7,28 @@ A round has two halves. Finding new instructions:
   3. the driver runs the instruction filters (heuristics) on the candidates, in order;
   4. the pool actor runs dedup (ROUGE-L) and accepts or rejects each survivor, in order.
 Completing them:
-  5. the workers classify each accepted instruction and write its instances, one round trip per
-     worker (Self-Instruct), or it keeps the instance that came with it (Alpaca); instance filters prune;
+  5. the workers classify each accepted instruction and write its instances (Self-Instruct), or it
+     keeps the instance that came with it (Alpaca); instance filters prune;
   6. the round's records, with their neighbours in the pool, and its drops go to the runner, which
      appends them to the run folder and commits the round.
 
-The halves of consecutive rounds overlap. Once round N's dedup has decided, round N+1's proposals go
-out, and their candidates are filtered and offered to the pool while the workers write round N's
-instances. Round N+1 depends only on the pool after round N's dedup and on a count fixed by then: the
-items kept so far, with all of round N's counted as if they will get instances. What round N+1 finds
-before round N commits (its drops, its counters) is held apart in its `RoundInFlight`, and lost if the
-run stops there: a resumed run finds it again, the same way.
+Many rounds are in flight at once, so a slow teacher always has work (see `round_plan.py`): round N
+goes out as soon as round N - lag is decided, and samples its examples from the pool as it stood then.
+Each step waits only on what it needs: a round is screened once its proposals are in and the round
+before it has reached the pool, decided once the pool has judged it, and committed once its instances
+are in and the round before it has committed. The workers' windows serve earlier rounds first.
 
 Rounds are the unit of determinism and of resume: every request in a round is fixed by the config and
-the pool as it stood when the round began, and results are consumed in request order, whatever order
-the teacher answered in. With the request cache, a rerun or a resumed run rebuilds the same dataset.
+by counts of the rounds before it, and results are consumed in request order, whatever order the
+teacher answered in. What a round finds before it commits (its drops, its counters) is held in its
+`RoundInFlight`, and lost if the run stops there: a resumed run finds it again, the same way. With the
+request cache, a rerun or a resumed run rebuilds the same dataset.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -45,11 +47,12 @@ from generator.run_folder import StageFiles
 from generator.seeding import derive_seed
 from generator.seeds import load_seeds
 from generator.stages.base import Context, Resumed, RoundDone
+from generator.stages.round_plan import RoundPlan
 from generator.state import BootstrapState, StageState
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask, with_classification
 from generator.tasks.propose import ProposeRow, ProposeTask, make_proposer
-from generator.workers import Answer, Chain, Pending, collect, send_chain, send_to_workers
+from generator.workers import Answer, Chain, Pending, collect, ready, send_chain, send_to_workers
 
 log = logging.getLogger("synth_instruct")
 
@@ -87,30 +90,36 @@ class Bootstrap:
         """The pool (with the seeds and the accepted items) and the tasks, unless the target is met."""
         cfg = self.cfg
         accepted = resumed.records
-        first_round = resumed.state.round + 1 if resumed.state else 0
+        state = resumed.state if isinstance(resumed.state, BootstrapState) else None
+        first_round = state.round + 1 if state else 0
         kept = sum(1 for r in accepted if r.instances)
-        # What the next round was planned from when the run stopped: see `BootstrapRounds.proposals`.
-        planned = sum(1 for r in accepted if r.instances or r.round == first_round - 1)
-        planned = kept if planned >= cfg.target else planned
-        if not more_rounds(cfg, first_round, kept):
+        per_round = [0] * first_round
+        for r in accepted:
+            per_round[r.round] += 1
+        slots = (state.slots if state else [])[:first_round]
+        plan = RoundPlan(
+            cfg.target,
+            cfg.prompts_per_round,
+            cfg.rounds_in_flight,
+            cfg.max_rounds,
+            slots=slots + [0] * (first_round - len(slots)),  # a folder from before plans were saved
+            accepted=per_round,
+        )
+        if plan.after_drain(kept) is None:  # the target is met, or --max-rounds
             return None
         seeds = [seed_to_record(s) for s in load_seeds(cfg.seeds)]
-        steps = BootstrapRounds(cfg, seeds, accepted, ctx, first_round, kept, planned)
+        steps = BootstrapRounds(cfg, seeds, accepted, ctx, plan, kept)
         log.info(
-            "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers",
+            "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers, %d rounds in flight",
             cfg.run_name,
             len(seeds),
             cfg.target,
             cfg.profile,
             *steps.identity,
             cfg.num_workers,
+            cfg.rounds_in_flight,
         )
         return steps
-
-
-def more_rounds(cfg: RunConfig, round_: int, count: int) -> bool:
-    """Whether round `round_` runs, with `count` items kept (or planned) before it."""
-    return count < cfg.target and (cfg.max_rounds is None or round_ < cfg.max_rounds)
 
 
 @dataclass
@@ -121,7 +130,10 @@ class RoundInFlight:
     """
 
     round: int
-    planned: int  # the kept count its number of proposals was planned from (a retry reuses it)
+    slots: int  # its proposals (a retry sends the same ones)
+    proposals: Pending[Answer[list[Record]]] = field(default_factory=list)
+    screened: bool = False  # its survivors are offered to the pool
+    decided: bool = False  # the pool's verdicts are in: `new` holds the accepted records
     candidates: int = 0
     survivors: list[Record] = field(default_factory=list)  # passed the instruction filters
     new: list[Record] = field(default_factory=list)  # accepted by dedup (once `decide` has run)
@@ -136,6 +148,15 @@ class RoundInFlight:
     dropped: list[Dropped] = field(default_factory=list)
     stats: RunStats = field(default_factory=RunStats)  # this round's counters, added when it commits
 
+    def waiting_on(self) -> list[ray.ObjectRef[Any]]:
+        """What its next step waits for."""
+        if not self.screened:
+            return list(self.proposals)
+        if not self.decided:
+            return [ref for ref in (self.verdicts, self.dedup_stats) if ref is not None]
+        pending: list[ray.ObjectRef[Any]] = [*self.classified, *self.instances]
+        return pending + ([self.neighbours] if self.neighbours is not None else [])
+
 
 class BootstrapRounds:
     """The actors, tasks and filters of the stage, and the steps of a round, in the order they run."""
@@ -146,11 +167,10 @@ class BootstrapRounds:
         seeds: list[Record],
         accepted: list[Record],
         ctx: Context,
-        first_round: int,
+        plan: RoundPlan,
         kept: int,
-        planned: int,
     ) -> None:
-        """`first_round` runs next, with `kept` items kept so far and its size planned from `planned`."""
+        """`accepted`: the committed records, `kept` of them with instances; `plan` says what comes next."""
         assert cfg.propose_params is not None  # a resolved config
         self.cfg = cfg
         api = cfg.api or "completion"
@@ -173,82 +193,88 @@ class BootstrapRounds:
         ray.get(pool.restore.remote(accepted))
         self.pool = pool
         # In-context mixes are sampled from ids in the pool's order (seeds, then kept items as kept), here
-        # in the driver, which turns them into examples (copied once, when kept).
+        # in the driver, which turns them into examples (copied once, when kept). `pool_after[n]` is how
+        # many machine ids the pool held after round n: round N samples from the first
+        # `pool_after[N - lag]`.
         self.seed_ids, self.machine_ids = [r.id for r in seeds], [r.id for r in accepted]
+        self.pool_after = list(itertools.accumulate(plan.accepted))
         self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
         self.workers = ctx.workers()
         self.identity = ctx.identity()
-        self.first_round, self.kept, self.planned = first_round, kept, planned
+        self.plan, self.kept = plan, kept
+        self.flight: dict[int, RoundInFlight] = {}  # the rounds sent and not committed, oldest first
 
     # -- the rounds, in order ---------------------------------------------------------------------------
 
     def rounds(self) -> Generator[RoundDone, None, None]:
         """Run (or resume) rounds until `target` instructions have instances."""
-        cfg, kept = self.cfg, self.kept
-        found: RoundInFlight | None = self.find(self.first_round, self.planned)
-        while found is not None:
-            self.decide(found)
-            if found.failed:
-                yield RoundDone(found.round, found.stats, done=kept, failed=True, error=found.last_error)
-                found = self.find(found.round, found.planned)  # failures are not cached: a true retry
-                continue
-
-            # The next round may start now: its proposals go out before this round's instance work,
-            # so the workers answer them first, and its dedup runs in the pool while they write.
-            planned = kept + len(found.new)
-            proposals = (
-                self.proposals(found.round + 1, planned)
-                if more_rounds(cfg, found.round + 1, planned)
-                else None
-            )
-            self.start_instances(found)
-            following = self.screen(found.round + 1, planned, proposals) if proposals is not None else None
-
-            newly_kept = self.complete(found)
-            kept += newly_kept
-            found.stats.counts["accepted"] += len(found.new)
-            found.stats.counts["accepted_with_instances"] += newly_kept
-            found.stats.counts["rounds"] += 1
-            yield RoundDone(
-                round=found.round,
-                stats=found.stats,
-                records=found.new,
-                dropped=found.dropped,
-                state=BootstrapState(round=found.round),
-                kept=kept,
-                done=kept,
-                summary=f"round {found.round}: {found.candidates} candidates, {len(found.dropped)} dropped, "
-                f"{len(found.new)} accepted, {newly_kept} with instances; kept {kept}/{cfg.target}",
-            )
-            # Items this round kept without instances leave `kept` short of the plan: plan on `kept`.
-            if following is None and more_rounds(cfg, found.round + 1, kept):
-                following = self.find(found.round + 1, kept)
-            found = following
+        while self.send_planned():
+            progressed = False
+            # Each step is taken for the oldest round waiting on it, once what it waits for is in.
+            found = next((f for f in self.flight.values() if not f.screened), None)
+            if found is not None and ready(found.proposals):
+                progressed = True
+                self.screen(found)
+                if found.failed:
+                    yield RoundDone(
+                        found.round, found.stats, done=self.kept, failed=True, error=found.last_error
+                    )
+                    self.flight[found.round] = self.sent(
+                        found.round, found.slots
+                    )  # a true retry: failures are not cached
+            found = next((f for f in self.flight.values() if not f.decided), None)
+            if found is not None and found.screened and ready(found.waiting_on()):
+                progressed = True
+                self.decide(found)
+                self.start_instances(found)
+            oldest = next(iter(self.flight.values()))
+            if oldest.decided and ready(oldest.waiting_on()):
+                progressed = True
+                del self.flight[oldest.round]
+                yield self.complete(oldest)
+                if self.kept >= self.cfg.target:
+                    return  # the rounds still in flight would add nothing the dataset takes
+            if not progressed:
+                self.wait()
             # What the run keeps (records, their provenance and instances) only grows, and Python's
             # cyclic GC would scan all of it again and again: about a quarter of the driver's CPU at
-            # 10K kept. Nothing here forms cycles, so the survivors of each round are frozen out of it.
+            # 10K kept. Nothing here forms cycles, so the survivors of each step are frozen out of it.
             gc.freeze()
+
+    def send_planned(self) -> bool:
+        """Send every round the plan allows now; False when nothing is left in flight or to send."""
+        while (slots := self.plan.by_plan()) is not None:
+            round_ = self.plan.send(slots)
+            self.flight[round_] = self.sent(round_, slots)
+        if not self.flight and (slots := self.plan.after_drain(self.kept)) is not None:
+            round_ = self.plan.send(slots)  # the rounds fell short of the plan: one more, planned on them
+            self.flight[round_] = self.sent(round_, slots)
+            return self.send_planned()
+        return bool(self.flight)
+
+    def wait(self) -> None:
+        """Sleep until an answer that one of the next steps waits for is in."""
+        waiting = [ref for found in self.flight.values() for ref in found.waiting_on()]
+        _, pending = ray.wait(waiting, num_returns=len(waiting), timeout=0, fetch_local=False)
+        if pending:
+            ray.wait(pending, num_returns=1, fetch_local=False)
 
     def close(self) -> None:
         ray.kill(self.pool)  # the workers belong to the run, which stops them after its last stage
 
     # -- finding: steps 1-4 -----------------------------------------------------------------------------
 
-    def find(self, round_: int, planned: int) -> RoundInFlight:
-        return self.screen(round_, planned, self.proposals(round_, planned))
+    def sent(self, round_: int, slots: int) -> RoundInFlight:
+        """Sample the in-context mixes of `round_` and send its `slots` proposals.
 
-    def proposals(self, round_: int, planned: int) -> Pending[Answer[list[Record]]]:
-        """Sample the in-context mixes of `round_` from the pool as it stands, and send its proposals.
-
-        A proposal yields a few kept instructions, so near the target a smaller round avoids paying
-        for classification and instances of items the dataset will not need. `planned` counts the
-        items kept so far, and those of the round before as if all of them will get instances.
+        The mixes come from the pool as it stood after round `round_ - lag` (see `round_plan.py`).
         """
         cfg = self.cfg
-        slots = min(cfg.prompts_per_round, max(1, -(-(cfg.target - planned) // 2)))
+        seen = self.plan.sees(round_)
+        machine_ids = self.machine_ids[: self.pool_after[seen]] if seen >= 0 else []
         mix_seeds = [derive_seed(cfg.seed, "mix", round_, i) for i in range(slots)]
         n_seed, n_machine = cfg.seeds_in_prompt or 0, cfg.machine_in_prompt or 0
-        mixes = sample_mixes(self.seed_ids, self.machine_ids, mix_seeds, n_seed, n_machine)
+        mixes = sample_mixes(self.seed_ids, machine_ids, mix_seeds, n_seed, n_machine)
         rows = [
             ProposeRow(
                 round=round_,
@@ -258,21 +284,21 @@ class BootstrapRounds:
             )
             for i, mix in enumerate(mixes)
         ]
-        return send_to_workers(self.workers, self.propose, rows)
+        proposals = send_to_workers(self.workers, self.propose, rows, priority=round_)
+        return RoundInFlight(round_, slots, proposals)
 
-    def screen(self, round_: int, planned: int, proposals: Pending[Answer[list[Record]]]) -> RoundInFlight:
+    def screen(self, found: RoundInFlight) -> None:
         """Collect the proposals, run the instruction filters and offer the survivors to the pool.
 
         The pool's answers are left pending (`decide` collects them), so the pool decides while the
-        driver and the workers go on with the round before.
+        driver and the workers go on with other rounds.
         """
-        found = RoundInFlight(round_, planned)
-        with found.stats.timed("propose"):
-            results = collect(proposals)
+        found.screened = True
+        results = collect(found.proposals)
         found.stats.teacher_call("propose", [r for r, _ in results])
         if all(not r.ok for r, _ in results):
             found.failed, found.last_error = True, results[-1][0].error if results else "no requests"
-            return found
+            return
         candidates = []
         for response, parsed in results:
             if response.ok and parsed is None:
@@ -293,15 +319,12 @@ class BootstrapRounds:
         found.verdicts = self.pool.offer.remote([(r.id, r.instruction) for r in found.survivors])
         found.dedup_stats = self.pool.take_stats.remote()
         found.neighbours = self.pool.describe_kept.remote()
-        return found
 
     def decide(self, found: RoundInFlight) -> None:
         """Collect the pool's verdicts: `found.new` holds the accepted records, in order."""
-        if found.failed:
-            return
         assert found.verdicts is not None and found.dedup_stats is not None
-        with found.stats.timed("dedup"):
-            verdicts = ray.get(found.verdicts)
+        found.decided = True
+        verdicts = ray.get(found.verdicts)
         dedup_stats = ray.get(found.dedup_stats)
         found.stats.add_filter_stats(dedup_stats)
         for record, v in zip(found.survivors, verdicts, strict=True):
@@ -323,6 +346,8 @@ class BootstrapRounds:
         # In-context examples show the instruction (and, for Alpaca, its filtered instance).
         self.examples.update((r.id, as_example(r)) for r in found.new)
         self.machine_ids += [r.id for r in found.new]
+        self.pool_after.append(len(self.machine_ids))
+        self.plan.decided(found.round, len(found.new))
 
     # -- completing: steps 5-6 --------------------------------------------------------------------------
 
@@ -333,21 +358,22 @@ class BootstrapRounds:
         # Workers get only what the prompts need, not the provenance each record has gathered.
         rows = [as_task(r) for r in found.new]
         if self.chain is not None:
-            pending = send_chain(self.workers, self.chain, rows)  # typed from its arguments
+            pending = send_chain(
+                self.workers, self.chain, rows, priority=found.round
+            )  # typed from its arguments
             found.classified = pending
         elif self.instances is not None:
-            found.instances = send_to_workers(self.workers, self.instances, rows)
+            found.instances = send_to_workers(self.workers, self.instances, rows, priority=found.round)
 
-    def complete(self, found: RoundInFlight) -> int:
-        """Attach instances and neighbours to `found.new`; returns how many have instances."""
+    def complete(self, found: RoundInFlight) -> RoundDone:
+        """Attach instances and neighbours to `found.new`: the round, ready to commit."""
         stats = found.stats
         if found.classified or found.instances:
             chained: list[tuple[Answer[bool | None] | None, Answer[list[Instance]]]]
-            with stats.timed("instances"):
-                if found.classified:
-                    chained = [(c, i) for c, i in collect(found.classified)]
-                else:  # no classify step: instances only
-                    chained = [(None, result) for result in collect(found.instances)]
+            if found.classified:
+                chained = [(c, i) for c, i in collect(found.classified)]
+            else:  # no classify step: instances only
+                chained = [(None, result) for result in collect(found.instances)]
             classified = [c for c, _ in chained if c is not None]
             if classified:
                 stats.teacher_call("classify", [response for response, _ in classified])
@@ -363,12 +389,26 @@ class BootstrapRounds:
                 record.provenance.append(provenance("instances", self.identity, response))
             self._filter_instances(found)
         assert found.neighbours is not None
-        with stats.timed("neighbours"):  # only the wait: the pool scored them alongside
-            neighbours = ray.get(found.neighbours)
-            for record, n in zip(found.new, neighbours, strict=True):
-                record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
-                record.avg_similarity = n.avg_similarity
-        return sum(1 for r in found.new if r.instances)
+        neighbours = ray.get(found.neighbours)
+        for record, n in zip(found.new, neighbours, strict=True):
+            record.most_similar = [Similar(text=t, score=f) for t, f in n.most_similar]
+            record.avg_similarity = n.avg_similarity
+        newly_kept = sum(1 for r in found.new if r.instances)
+        self.kept += newly_kept
+        stats.counts["accepted"] += len(found.new)
+        stats.counts["accepted_with_instances"] += newly_kept
+        stats.counts["rounds"] += 1
+        return RoundDone(
+            round=found.round,
+            stats=stats,
+            records=found.new,
+            dropped=found.dropped,
+            state=BootstrapState(round=found.round, slots=self.plan.slots[: found.round + 1]),
+            kept=self.kept,
+            done=self.kept,
+            summary=f"round {found.round}: {found.candidates} candidates, {len(found.dropped)} dropped, "
+            f"{len(found.new)} accepted, {newly_kept} with instances; kept {self.kept}/{self.cfg.target}",
+        )
 
     def _filter_instances(self, found: RoundInFlight) -> None:
         with found.stats.timed("instance_filters"):

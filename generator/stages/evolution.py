@@ -30,8 +30,11 @@ import hashlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Generator
-from typing import Any, TypeVar
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import ray
 
 from filters.base import Filter, Phase, build_filters, take_stats
 from generator.config import RunConfig
@@ -54,15 +57,13 @@ from generator.tasks.rewrite import (
     prompt_text,
 )
 from generator.teachers.base import TeacherResponse
-from generator.workers import Answer, run_on_workers
+from generator.workers import Answer
 
 log = logging.getLogger("synth_instruct")
 
 EVOLVED, EVOLVE_DROPPED = "evolved.jsonl", "evolve_dropped.jsonl"
 PHASES: tuple[Phase, ...] = ("instruction", "verdict", "answer", "scores")  # the eliminator's order
 SCORE_KINDS: tuple[ScoreKind, ...] = ("complexity", "quality")
-Row = TypeVar("Row")
-Out = TypeVar("Out")
 
 
 class Evolution:
@@ -103,7 +104,14 @@ class Evolution:
 
 
 class EvolutionRun:
-    """The rounds still to run, from where the stage's section left them."""
+    """The rounds still to run, from where the stage's section left them.
+
+    Items go through the rounds on their own, a few at a time: an item whose evolution is judged in
+    round N is evolved again for round N+1 at once, while other items of round N are still being
+    answered, so a slow teacher always has work. A score filter that keeps a top fraction judges a
+    whole round: with one, every item waits for its round to end. Rounds still commit in order, each
+    with the same records, drops and counters in the same order as if it ran alone.
+    """
 
     def __init__(
         self,
@@ -121,9 +129,12 @@ class EvolutionRun:
         self.started_from = EvolveInput(items=len(inputs), avg_words=_avg_words(inputs))
         self.by_id = {r.id: r for r in [*inputs, *evolved]}
         self.kept_total = len(evolved)
-        self.filters = build_filters([*cfg.evolve_filters, *([cfg.score_filter] if cfg.score_filter else [])])
+        self.specs = [*cfg.evolve_filters, *([cfg.score_filter] if cfg.score_filter else [])]
         self.tasks = EvolveTasks(cfg)
         self.workers, self.identity = ctx.workers(), ctx.identity()
+        self.live: dict[int, EvolutionRound] = {}  # rounds started and not committed
+        self.pending: dict[ray.ObjectRef[Any], Step] = {}  # batches at the workers
+        self.sent = 0
         log.info(
             "evolving %d items for rounds %d..%d (%s ops, teacher %s/%s, %d workers)",
             len(inputs),
@@ -136,41 +147,78 @@ class EvolutionRun:
 
     def rounds(self) -> Generator[RoundDone, None, None]:
         current = self.done + 1
+        if current > self.cfg.evolve_rounds:
+            return
+        self.start(current).enter(list(enumerate(self.by_id[i] for i in self.pool_ids)))
         while current <= self.cfg.evolve_rounds:
-            pool = [self.by_id[i] for i in self.pool_ids]
-            rnd = EvolutionRound(self.cfg, current, self.workers, self.identity, self.filters)
-            rnd.evolve(pool, self.tasks.evolve)
+            rnd = self.live[current]
             if rnd.all_failed:
                 yield RoundDone(current, rnd.stats, done=current - 1, failed=True, error=rnd.last_error)
-                continue  # the same round again: failures are not cached, so this retries them
-            rnd.eliminate(self.tasks)
+                # the same round again: failures are not cached, so this retries them
+                self.start(current).enter(list(enumerate(self.by_id[i] for i in self.pool_ids)))
+                continue
+            if rnd.closed:
+                del self.live[current]
+                yield self.commit(rnd)
+                current += 1
+                continue
+            self.answers_in()
 
-            # a kept evolution replaces its parent in the pool; a failed one leaves the parent
-            child_of = {r.parent_ids[0]: r for r in rnd.kept}
-            self.pool_ids = [child_of[p.id].id if p.id in child_of else p.id for p in pool]
-            for record in rnd.kept:
-                record.parent_instruction = None  # the parent is one id away
-                self.by_id[record.id] = record
-            self.kept_total += len(rnd.kept)
-            self.table.append(rnd.summary())
-            rnd.stats.counts["evolve_rounds"] += 1
-            rnd.stats.counts["evolved"] += len(pool)
-            rnd.stats.counts["evolve_kept"] += len(rnd.kept)
-            rnd.stats.add_filter_stats(take_stats(self.filters))
-            state = EvolveState(
-                round=current, pool=self.pool_ids, rounds=list(self.table), started_from=self.started_from
-            )
-            yield RoundDone(
-                round=current,
-                stats=rnd.stats,
-                records=rnd.kept,
-                dropped=rnd.dropped,
-                state=state,
-                kept=self.kept_total,
-                done=current,
-                summary=round_line(self.table[-1]),
-            )
-            current += 1
+    def start(self, number: int) -> EvolutionRound:
+        self.live[number] = EvolutionRound(
+            self.cfg,
+            number,
+            len(self.pool_ids),
+            self.identity,
+            build_filters(self.specs),
+            self.tasks,
+            self.send,
+        )
+        return self.live[number]
+
+    def send(self, step: Step, task: Task[Any, Any], rows: list[Any]) -> None:
+        """Send a batch of one round to the next worker; `answers_in` hands its answers back."""
+        worker = self.workers[self.sent % len(self.workers)]
+        self.sent += 1
+        self.pending[worker.run.remote(task, rows, step.round)] = step
+
+    def answers_in(self) -> None:
+        """Wait for some batches, take them a step on, and start the next round of the items done."""
+        first, _ = ray.wait(list(self.pending), num_returns=1)
+        done, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+        for ref in dict.fromkeys([*first, *done]):
+            step = self.pending.pop(ref)
+            released = self.live[step.round].advance(step, ray.get(ref))
+            following = step.round + 1
+            if released and following <= self.cfg.evolve_rounds:
+                (self.live.get(following) or self.start(following)).enter(released)
+
+    def commit(self, rnd: EvolutionRound) -> RoundDone:
+        # a kept evolution replaces its parent in the pool; a failed one leaves the parent
+        child_of = {r.parent_ids[0]: r for r in rnd.kept}
+        self.pool_ids = [child_of[i].id if i in child_of else i for i in self.pool_ids]
+        for record in rnd.kept:
+            record.parent_instruction = None  # the parent is one id away
+            self.by_id[record.id] = record
+        self.kept_total += len(rnd.kept)
+        self.table.append(rnd.summary())
+        rnd.stats.counts["evolve_rounds"] += 1
+        rnd.stats.counts["evolved"] += len(self.pool_ids)
+        rnd.stats.counts["evolve_kept"] += len(rnd.kept)
+        rnd.stats.add_filter_stats(take_stats(rnd.filters))
+        state = EvolveState(
+            round=rnd.number, pool=self.pool_ids, rounds=list(self.table), started_from=self.started_from
+        )
+        return RoundDone(
+            round=rnd.number,
+            stats=rnd.stats,
+            records=rnd.kept,
+            dropped=rnd.dropped,
+            state=state,
+            kept=self.kept_total,
+            done=rnd.number,
+            summary=round_line(self.table[-1]),
+        )
 
     def close(self) -> None:
         pass  # it starts no actors of its own
@@ -190,122 +238,231 @@ class EvolveTasks:
         self.scorers = [ScoreTask(kind, cfg.judge_params, cfg.evolve_api) for kind in kinds]
 
 
+@dataclass
+class Step:
+    """A batch of one round's items at one step: which items (by pool position) and what they hold."""
+
+    round: int
+    name: str  # evolve, judge, answer, or a scorer's stage
+    items: list[int]
+    records: list[Record]  # the parents (evolve), then the evolutions
+
+
+BATCH = 8  # items per request batch: small enough that a batch's items go on to their next step soon
+
+# Where each kind of drop sits in a round's drop list: a round that ran alone, step by step, wrote its
+# evolve failures first, then the instruction rules' drops, and so on, each in pool order.
+DROP_ORDER = {"evolve": 0, "instruction": 1, "verdict": 2, "answer_failed": 3, "answer": 4, "scores": 5}
+Send = Callable[[Step, Task[Any, Any], list[Any]], None]
+
+
 class EvolutionRound:
-    """One evolution round: its requests, its survivors and its drops, with their counts."""
+    """One evolution round: its items as they go through the steps, its survivors and its drops."""
 
     def __init__(
         self,
         cfg: RunConfig,
         number: int,
-        workers: list[Any],
+        size: int,
         identity: tuple[str, str],
         filters: list[Filter],
+        tasks: EvolveTasks,
+        send: Send,
     ) -> None:
-        self.cfg, self.number, self.workers, self.identity = cfg, number, workers, identity
+        """`size`: the pool's items, which enter as the round before lets them go."""
+        self.cfg, self.number, self.size, self.identity = cfg, number, size, identity
+        self.tasks, self.send = tasks, send
+        self.filters = filters  # this round's own, so their counters are this round's
         self.stats = RunStats()  # this round's counters, added to the stage's when it commits
         self.phases = {phase: [f for f in filters if f.phase == phase] for phase in PHASES}
-        self.dropped: list[Dropped] = []
+        # A filter that ranks the round's items (a top fraction) needs all of them: the round ends first.
+        self.waits_for_round = any(f.batch_level for f in self.phases["scores"])
+        self.steps = (["judge"] if self.phases["verdict"] else []) + ["answer"]
+        self.steps += [scorer.stage for scorer in tasks.scorers]
+        self.parents: dict[int, Record] = {}  # pool position -> the item this round evolves
+        self.ops_of: dict[int, str] = {}
+        self.outcome: dict[int, Record | None] = {}  # pool position -> its kept evolution, or None
+        self.scored: dict[int, Record] = {}  # survivors waiting for a round-wide score filter
+        self.held: list[int] = []  # items whose evolve request failed: they go on once the round ends
+        self.drops: list[tuple[int, int, Dropped]] = []  # (DROP_ORDER, pool position, drop)
         self.failed: Counter[str] = Counter()
         self.ops: Counter[str] = Counter()
-        self.candidates: list[Record] = []
+        self.answered = 0  # evolve requests that got a response (none at all: the round failed)
         self.kept: list[Record] = []
-        self.all_failed = False
+        self.dropped: list[Dropped] = []
+        self.closed = size == 0
         self.last_error: str | None = None
+        self._position: dict[str, int] = {}  # record id -> pool position, for drops reported by filters
+        self._rank = 0
         for f in filters:
             f.on_drop = self._on_drop
 
+    @property
+    def all_failed(self) -> bool:
+        """Every evolve request of the round failed: the runner counts it, and the round runs again."""
+        return self.closed and self.size > 0 and self.answered == 0
+
+    # 1. one op per pool item, drawn from the item's own seeded RNG; sent a few items at a time
+    def enter(self, items: list[tuple[int, Record]]) -> None:
+        assert self.cfg.evolve_ops is not None
+        for start in range(0, len(items), BATCH):
+            batch = items[start : start + BATCH]
+            rows = []
+            for position, item in batch:
+                self.parents[position] = item
+                rng = random.Random(derive_seed(self.cfg.seed, "evolve", self.number, item.id))
+                op = draw_op(rng, self.cfg.evolve_ops, self.cfg.evolve_profile)
+                rows.append(
+                    EvolveRow(
+                        parent=item,
+                        op=op,
+                        round=self.number,
+                        data_format=rng.choice(DATA_FORMATS) if op == "complicate_input" else None,
+                        seed=derive_seed(self.cfg.seed, "evolve-request", self.number, item.id),
+                    )
+                )
+                self.ops[op] += 1
+                self.ops_of[position] = op
+            step = Step(self.number, "evolve", [p for p, _ in batch], [item for _, item in batch])
+            self.send(step, self.tasks.evolve, rows)
+
+    # 2-5. the eliminator, cheapest rules first, each item on its own
+    def advance(self, step: Step, results: list[Answer[Any]]) -> list[tuple[int, Record]]:
+        """Take a batch's answers one step on. Returns the items the next round may evolve now, each
+        as it will evolve it: its kept evolution, or the parent again."""
+        self.stats.teacher_call(step.name, [r for r, _ in results])
+        ended, alive = [], []
+        for position, record, (response, parsed) in zip(step.items, step.records, results, strict=True):
+            going_on = self._take(step.name, position, record, response, parsed)
+            if going_on is None:
+                ended.append(position)
+            else:
+                alive.append((position, going_on))
+        ended += self._next(step, alive)
+        for position in ended:
+            self.outcome.setdefault(position, None)
+        if len(self.outcome) + len(self.scored) == self.size:
+            self._end()
+            if self.all_failed:
+                return []
+            ended = list(self.outcome) if self.waits_for_round else list(set(ended + self.held))
+        elif self.waits_for_round:
+            return []
+        else:
+            ended = [p for p in ended if p not in self.held]
+        return [(p, self.outcome[p] or self.parents[p]) for p in sorted(ended)]
+
+    def _take(
+        self, name: str, position: int, record: Record, response: TeacherResponse, parsed: Any
+    ) -> Record | None:
+        """One answer: the evolution as it goes on, or None when its round ended here (failed/dropped)."""
+        if name == "evolve":
+            self.answered += response.ok
+            self.last_error = response.error or self.last_error
+            if parsed is None:
+                stub = Record(
+                    id=f"e{self.number}-{record.id}",
+                    instruction=response.text,
+                    origin=f"evol:{self.ops_of[position]}",
+                    round=self.number,
+                )
+                self._fail(position, stub, "evolve", response)
+                self.held.append(position)
+                return None
+            parsed.provenance.append(provenance("evolve", self.identity, response))
+            return self._filter(position, "instruction", parsed)
+        if name == "judge":
+            record.equal_to_parent = parsed
+            record.provenance.append(provenance("judge", self.identity, response))
+            self.stats.stages["judge"]["unreadable"] += response.ok and parsed is None
+            return self._filter(position, "verdict", record)
+        if name == "answer":
+            record.provenance.append(provenance("answer", self.identity, response))
+            if parsed is None:
+                self._fail(position, record, "answer", response)
+                return None
+            record.instances = [Instance(input="", output=parsed)]
+            return self._filter(position, "answer", record)
+        scorer = next(s for s in self.tasks.scorers if s.stage == name)
+        record.provenance.append(provenance(scorer.stage, self.identity, response))
+        if parsed is not None:
+            record.scores[scorer.kind] = parsed
+        self.stats.stages[scorer.stage]["unreadable"] += response.ok and parsed is None
+        return record
+
+    def _next(self, step: Step, alive: list[tuple[int, Record]]) -> list[int]:
+        """Send a step's survivors to the next step; past the last, score them. Returns those done."""
+        if not alive:
+            return []
+        index = -1 if step.name == "evolve" else self.steps.index(step.name)
+        if index + 1 < len(self.steps):
+            name = self.steps[index + 1]
+            nxt = Step(self.number, name, [p for p, _ in alive], [r for _, r in alive])
+            self.send(nxt, self._task(name), self._rows(name, alive))
+            return []
+        done = []
+        for position, record in alive:
+            if "complexity" in record.scores and "quality" in record.scores:
+                record.scores["deita"] = record.scores["complexity"] * record.scores["quality"]
+            if self.waits_for_round:
+                self.scored[position] = record
+            else:
+                self.outcome[position] = self._filter(position, "scores", record)
+                done.append(position)
+        return done
+
+    def _end(self) -> None:
+        """Every item's round has ended (or waits for the round-wide filter): the round closes."""
+        if self.scored:
+            order = sorted(self.scored)
+            self._rank = DROP_ORDER["scores"]
+            self._position.update((self.scored[p].id, p) for p in order)
+            kept = {r.id for r in self._batch_filter([self.scored[p] for p in order])}
+            self.outcome.update((p, self.scored[p] if self.scored[p].id in kept else None) for p in order)
+            self.scored = {}
+        self.kept = [r for _, r in sorted(self.outcome.items()) if r is not None]
+        self.dropped = [d for _, _, d in sorted(self.drops, key=lambda t: (t[0], t[1]))]
+        self.closed = True
+
+    def _task(self, name: str) -> Task[Any, Any]:
+        if name == "judge":
+            return self.tasks.judge
+        if name == "answer":
+            return self.tasks.answer
+        return next(s for s in self.tasks.scorers if s.stage == name)
+
+    def _rows(self, name: str, alive: list[tuple[int, Record]]) -> list[Any]:
+        if name == "answer":
+            seed = self.cfg.seed
+            return [
+                AnswerRow(record=r, seed=derive_seed(seed, "answer", self.number, r.id)) for _, r in alive
+            ]
+        return [r for _, r in alive]
+
+    def _filter(self, position: int, phase: Phase, record: Record) -> Record | None:
+        """The phase's rules on one item, in order: the item, or None if one dropped it."""
+        self._rank, self._position[record.id] = DROP_ORDER[phase], position
+        for f in self.phases[phase]:
+            if not f.apply(record)[0]:
+                return None
+        return record
+
+    def _batch_filter(self, items: list[Record]) -> list[Record]:
+        for f in self.phases["scores"]:  # each sees the batch that reaches it (a top fraction is the batch's)
+            items = f.apply_batch(items)
+        return items
+
     def _on_drop(self, item: Record, label: str, reason: str) -> None:
         log.debug("evolve round %d: dropped %s by %s: %s", self.number, item.id, label, reason)
-        self.dropped.append(
-            Dropped(filter=label, reason=reason, stage="evolve", round=self.number, item=item.brief())
-        )
+        drop = Dropped(filter=label, reason=reason, stage="evolve", round=self.number, item=item.brief())
+        self.drops.append((self._rank, self._position[item.id], drop))
 
-    def _fail(self, item: Record, step: str, response: TeacherResponse) -> None:
+    def _fail(self, position: int, item: Record, step: str, response: TeacherResponse) -> None:
         """A teacher call that gave nothing usable: not a rule's verdict, but written down all the same."""
         reason = "no_response" if not response.ok else "truncated" if response.truncated else "unparseable"
         self.failed[f"{step}_{reason}"] += 1
-        self.dropped.append(
-            Dropped(filter=step, reason=reason, stage="evolve", round=self.number, item=item.brief())
-        )
-
-    def _ask(self, task: Task[Row, Out], rows: list[Row]) -> list[Answer[Out]]:
-        log.info("evolve round %d: %s for %d items", self.number, task.stage, len(rows))
-        results = run_on_workers(self.workers, task, rows)
-        self.stats.teacher_call(task.stage, [r for r, _ in results])
-        return results
-
-    # 1. one op per pool item, drawn from the item's own seeded RNG
-    def evolve(self, pool: list[Record], task: EvolveTask) -> None:
-        assert self.cfg.evolve_ops is not None
-        rows = []
-        for item in pool:
-            rng = random.Random(derive_seed(self.cfg.seed, "evolve", self.number, item.id))
-            op = draw_op(rng, self.cfg.evolve_ops, self.cfg.evolve_profile)
-            rows.append(
-                EvolveRow(
-                    parent=item,
-                    op=op,
-                    round=self.number,
-                    data_format=rng.choice(DATA_FORMATS) if op == "complicate_input" else None,
-                    seed=derive_seed(self.cfg.seed, "evolve-request", self.number, item.id),
-                )
-            )
-            self.ops[op] += 1
-        results = self._ask(task, rows)
-        self.all_failed = bool(results) and all(not r.ok for r, _ in results)
-        self.last_error = results[-1][0].error if results else None
-        for row, (response, record) in zip(rows, results, strict=True):
-            if record is None:
-                stub = Record(
-                    id=f"e{self.number}-{row.parent.id}",
-                    instruction=response.text,
-                    origin=f"evol:{row.op}",
-                    round=self.number,
-                )
-                self._fail(stub, "evolve", response)
-                continue
-            record.provenance.append(provenance("evolve", self.identity, response))
-            self.candidates.append(record)
-
-    # 2-5. the eliminator, cheapest rules first
-    def eliminate(self, tasks: EvolveTasks) -> None:
-        alive = self._filter("instruction", self.candidates)
-
-        if self.phases["verdict"] and alive:
-            for record, (response, equal) in zip(alive, self._ask(tasks.judge, alive), strict=True):
-                record.equal_to_parent = equal
-                record.provenance.append(provenance("judge", self.identity, response))
-                self.stats.stages["judge"]["unreadable"] += response.ok and equal is None
-            alive = self._filter("verdict", alive)
-
-        rows = [
-            AnswerRow(record=r, seed=derive_seed(self.cfg.seed, "answer", self.number, r.id)) for r in alive
-        ]
-        answered = []
-        for record, (response, text) in zip(alive, self._ask(tasks.answer, rows), strict=True):
-            record.provenance.append(provenance("answer", self.identity, response))
-            if text is None:
-                self._fail(record, "answer", response)
-                continue
-            record.instances = [Instance(input="", output=text)]
-            answered.append(record)
-        alive = self._filter("answer", answered)
-
-        for scorer in tasks.scorers if alive else []:
-            for record, (response, score) in zip(alive, self._ask(scorer, alive), strict=True):
-                record.provenance.append(provenance(scorer.stage, self.identity, response))
-                if score is not None:
-                    record.scores[scorer.kind] = score
-                self.stats.stages[scorer.stage]["unreadable"] += response.ok and score is None
-        for record in alive:
-            if "complexity" in record.scores and "quality" in record.scores:
-                record.scores["deita"] = record.scores["complexity"] * record.scores["quality"]
-        self.kept = self._filter("scores", alive)
-
-    def _filter(self, phase: Phase, items: list[Record]) -> list[Record]:
-        for f in self.phases[phase]:  # each sees the batch that reaches it (a top fraction is the batch's)
-            items = f.apply_batch(items)
-        return items
+        drop = Dropped(filter=step, reason=reason, stage="evolve", round=self.number, item=item.brief())
+        self.drops.append((DROP_ORDER["evolve" if step == "evolve" else "answer_failed"], position, drop))
 
     def summary(self) -> EvolveRoundStats:
         eliminated = Counter(d.filter for d in self.dropped if d.filter not in ("evolve", "answer"))
