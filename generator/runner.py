@@ -64,7 +64,8 @@ class Workers:
     def window_report(self) -> dict[str, int] | None:
         """The workers' in-flight windows added up (their limit, 429s, decreases): see `Window`."""
         if self._actors:
-            self._windows = merge_reports(ray.get([w.window_report.remote() for w in self._actors]))
+            reports = ray.get([w.window_report.remote() for w in self._actors])
+            self._windows = {**merge_reports(reports), "answers": sum(r["answers"] for r in reports)}
         return self._windows
 
     def stop(self) -> None:

@@ -54,12 +54,13 @@ class Worker:
     def __init__(self, make_teacher: TeacherFactory, in_flight: int = 8) -> None:
         self.teacher = make_teacher()
         self.window = Window(in_flight)
+        self.answers = 0  # every answer this worker got, including those of rounds a run then abandoned
 
     def identity(self) -> tuple[str, str]:
         return self.teacher.backend, self.teacher.model
 
     def window_report(self) -> dict[str, int]:
-        return self.window.report()
+        return {**self.window.report(), "answers": self.answers}
 
     async def run(self, task: Task[Row, Out], rows: list[Row], priority: int = 0) -> list[Answer[Out]]:
         """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
@@ -89,9 +90,12 @@ class Worker:
     async def _ask(self, request: TeacherRequest, priority: int) -> TeacherResponse:
         async with self.window.slot(priority):
             [response] = await self.teacher.generate([request])
-        if response.rate_limited:
+        self.answers += 1
+        if response.cached:
+            pass  # a cached answer says nothing about the server now (its 429s were another day's)
+        elif response.rate_limited:
             self.window.rate_limited(response.rate_limited)
-        elif response.ok and not response.cached:
+        elif response.ok:
             self.window.succeeded(response.latency_s)
         return response
 

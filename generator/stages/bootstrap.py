@@ -27,6 +27,7 @@ request cache, a rerun or a resumed run rebuilds the same dataset.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -260,6 +261,14 @@ class BootstrapRounds:
             ray.wait(pending, num_returns=1, fetch_local=False)
 
     def close(self) -> None:
+        # Rounds still in flight (the target is met, or the run stops) are abandoned: cancel their
+        # requests at the workers rather than pay for answers nobody reads.
+        abandoned = [ref for found in self.flight.values() for ref in found.waiting_on()]
+        for ref in abandoned:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        if self.flight:
+            log.info("abandoned %d rounds in flight (%s)", len(self.flight), ", ".join(map(str, self.flight)))
         ray.kill(self.pool)  # the workers belong to the run, which stops them after its last stage
 
     # -- finding: steps 1-4 -----------------------------------------------------------------------------

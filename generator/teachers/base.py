@@ -84,6 +84,7 @@ class TeacherResponse(BaseModel):
     request_key: str = ""
     error: str | None = None
     attempts: int = 1
+    rate_limited: int = 0  # 429 answers this request met before its final answer
 
     @property
     def ok(self) -> bool:

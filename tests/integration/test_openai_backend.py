@@ -1,4 +1,4 @@
-"""The OpenAI-compatible backend against a real HTTP server, through the real `openai` client."""
+"""The OpenAI-compatible backend against a real HTTP server, through its real aiohttp client."""
 
 from __future__ import annotations
 
