@@ -95,7 +95,8 @@ class RunConfig(BaseModel):
     max_in_flight: int | None = Field(
         None,
         ge=1,
-        description="teacher requests in flight at once (default: 8 over HTTP, 64 per vLLM engine)",
+        description="teacher requests in flight at once, the ceiling of an adaptive window that halves on "
+        "429s (default: 32 over HTTP, 64 per vLLM engine)",
     )
     request_timeout: float = Field(120.0, gt=0, description="seconds before one request is abandoned")
     max_retries: int = Field(5, ge=0, description="retries on timeouts, connection errors, 429 and 5xx")
@@ -256,8 +257,10 @@ class RunConfig(BaseModel):
                 "run_name": name,
                 "out": self.out or Path("out") / re.sub(r"[^\w.-]+", "_", name),
                 "api": self.api or p.api,
-                # A local engine batches continuously and wants many requests; a server may rate-limit.
-                "max_in_flight": self.max_in_flight or (64 if self.teacher == "vllm" else 8),
+                # A local engine batches continuously and wants many requests. Over HTTP, 32 keeps the 4
+                # rounds of 8 proposals in flight busy (benchmarks/latency_bound.py); a hosted API that
+                # rate-limits sees the window halve on its 429s.
+                "max_in_flight": self.max_in_flight or (64 if self.teacher == "vllm" else 32),
                 "cache_path": self.cache_path or default_cache_dir() / "requests.sqlite",
                 "seeds_in_prompt": p.seeds_in_prompt
                 if self.seeds_in_prompt is None

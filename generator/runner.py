@@ -48,17 +48,18 @@ class Workers:
         self._windows: dict[str, int] | None = None  # the windows' last report, kept after they stop
 
     def workers(self) -> list[Any]:
+        """The actors, started if need be (without waiting for them: `identity` does)."""
         if not self._actors:
             assert self.cfg.max_in_flight is not None  # a resolved config
             share = -(-self.cfg.max_in_flight // self.cfg.num_workers)  # each worker's part of the window
             self._actors = [WorkerActor.remote(self.make_teacher, share) for _ in range(self.cfg.num_workers)]
-            backend, model = ray.get(self._actors[0].identity.remote())
-            self._identity = (str(backend), str(model))
         return self._actors
 
     def identity(self) -> tuple[str, str]:
-        self.workers()
-        assert self._identity is not None
+        """The teacher's (backend, model), once the workers are up."""
+        if self._identity is None:
+            backend, model = ray.get(self.workers()[0].identity.remote())
+            self._identity = (str(backend), str(model))
         return self._identity
 
     def window_report(self) -> dict[str, int] | None:

@@ -190,8 +190,10 @@ class BootstrapRounds:
         self.instance_filters = build_filters(cfg.instance_filters or [])
 
         # Ray's actor handles are not typed per method: what crosses is typed in `RoundInFlight`.
+        # The workers and the pool actor start side by side: each is a process to start and import into.
+        self.workers = ctx.workers()
         pool: Any = PoolActor.remote(seeds, cfg.dedup or [])
-        ray.get(pool.restore.remote(accepted))
+        restored = pool.restore.remote(accepted)
         self.pool = pool
         # In-context mixes are sampled from ids in the pool's order (seeds, then kept items as kept), here
         # in the driver, which turns them into examples (copied once, when kept). `pool_after[n]` is how
@@ -200,8 +202,8 @@ class BootstrapRounds:
         self.seed_ids, self.machine_ids = [r.id for r in seeds], [r.id for r in accepted]
         self.pool_after = list(itertools.accumulate(plan.accepted))
         self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
-        self.workers = ctx.workers()
         self.identity = ctx.identity()
+        ray.get(restored)
         self.plan, self.kept = plan, kept
         self.flight: dict[int, RoundInFlight] = {}  # the rounds sent and not committed, oldest first
 

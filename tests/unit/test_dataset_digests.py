@@ -4,6 +4,9 @@ Each scenario is a fixed seed, config and teacher (the synthetic scripted teache
 prompt this project sends), so `alpaca.json` is a function of the code alone. The digests were recorded
 on the code before the stage-runner redesign (issue 12) and must never move unless the data is meant to
 change; then re-record them with `python -m tests.unit.test_dataset_digests` and say why in the commit.
+Issue 13 made the bootstrap sample round N from the pool after round N-4 (`--rounds-in-flight 4`), which
+changed the bootstrap scenarios' data: those were re-recorded then, and the `one-round-in-flight`
+scenarios keep the digests of before (the same runs with `--rounds-in-flight 1`).
 
 Beside the dataset, the drop decisions (which item each filter dropped, and why) are pinned too, read
 from every `*dropped.jsonl` of the folder, so a change in what the filters decide shows even when the
@@ -30,6 +33,15 @@ SEEDS = REPO / "seeds" / "175.jsonl"
 # name -> RunConfig settings (besides seeds, out and the scripted teacher)
 SCENARIOS: dict[str, dict[str, Any]] = {
     "self-instruct": {"profile": "self-instruct", "target": 60},
+    # One round in flight samples every round from the pool of the round before, as the loop did
+    # before issue 13: these keep the digests recorded then.
+    "self-instruct-one-round-in-flight": {"profile": "self-instruct", "target": 60, "rounds_in_flight": 1},
+    "self-instruct-two-dedups-one-round-in-flight": {
+        "target": 40,
+        "prompts_per_round": 3,
+        "rounds_in_flight": 1,
+        "dedup": [{"name": "minhash", "params": {"threshold": 0.6}}, {"name": "rouge_l"}],
+    },
     "alpaca": {"profile": "alpaca", "target": 60},
     "self-instruct-two-dedups": {
         "target": 40,
@@ -47,11 +59,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "evolve-input": {"bootstrap": False, "evolve_rounds": 3, "seed": 7},
 }
 
-# recorded at c1d6cbb (before the redesign): alpaca.json, drop decisions
+# recorded at c1d6cbb (before the redesign), two re-recorded at issue 13: alpaca.json, drop decisions
 DIGESTS: dict[str, tuple[str, str]] = {
-    "self-instruct": ("bd7be3b65c52f5ec", "7e2fd9a603924f2b"),
+    "self-instruct": ("5f7d14bf4aa023f1", "3314e430fb9a9d9e"),  # issue 13: 4 rounds in flight
+    "self-instruct-one-round-in-flight": ("bd7be3b65c52f5ec", "7e2fd9a603924f2b"),
+    "self-instruct-two-dedups-one-round-in-flight": ("aa148dacc6e2e120", "8150b88dd47717c3"),
     "alpaca": ("3e3c4458ee109c14", "4f53cda18c2baa0c"),
-    "self-instruct-two-dedups": ("aa148dacc6e2e120", "8150b88dd47717c3"),
+    "self-instruct-two-dedups": ("397a35c8bb6f54a7", "2f765e8a24d0f352"),  # issue 13: 4 rounds in flight
     "self-instruct+evolve": ("6187b8a034ba9a6a", "515400d414a223ec"),
     "alpaca+evolve-code-scored": ("6a14fb448ade1e6e", "f7eb8bbe1ef5ee68"),
     "evolve-input": ("1f08d04532541e71", "dbd4b353858afff0"),

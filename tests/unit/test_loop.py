@@ -39,7 +39,9 @@ def test_garbage_responses_are_counted_not_fatal(ray_session, small_seeds: Path,
         teacher=lambda: ScriptedTeacher(lambda r: "\x00<<garbage"),
     )
     assert summary["counts"].get("dataset_instructions", 0) == 0
-    assert summary["stages"]["propose"]["requests"] == 16
+    # round 1 is planned while round 0 is in flight: counting 2 items per proposal of round 0 leaves
+    # 20 - 16 = 4 to find, so it gets 2 proposals
+    assert summary["stages"]["propose"]["requests"] == 8 + 2
     assert summary["filters"]["word_count"]["dropped_too_short"] > 0
 
 
@@ -78,7 +80,9 @@ def test_records_carry_their_neighbours_and_drops_say_what_they_duplicated(
         record = json.loads(line)
         scores = [scorer.score(prev, record["instruction"])["rougeL"].fmeasure for prev in pool]
         assert record["avg_similarity"] == pytest.approx(sum(scores) / len(scores), abs=1e-12)
-        assert [s["score"] for s in record["most_similar"]] == sorted(scores, reverse=True)[:10]
+        # approx: two pool items may tie at 0.4 and 0.4000000000000001, in either order
+        expected = sorted(scores, reverse=True)[:10]
+        assert [s["score"] for s in record["most_similar"]] == pytest.approx(expected, abs=1e-12)
         pool.append(record["instruction"])
     drops = [
         json.loads(line)

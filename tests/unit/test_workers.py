@@ -43,8 +43,16 @@ def test_chain_feeds_each_classify_answer_into_that_rows_instance_prompt():
         [("I loved it", "Positive")],
         [("2+2", "4")],
     ]
-    # both classify prompts went out before any instance prompt, and each row got its own kind
-    assert [p.rstrip().endswith("Is it classification?") for p in prompts] == [True, True, False, False]
-    assert "Classify the sentiment of the review." in prompts[2] and not prompts[2].endswith("Example 1\n")
-    assert "Add the two numbers." in prompts[3] and prompts[3].endswith("Example 1\n")
+    # each row's instance prompt went out after its own classify answer, and got its own kind
+    asked = [(p.rstrip().endswith("Is it classification?"), p) for p in prompts]
+    for instruction, output_first in [
+        ("Classify the sentiment of the review.", True),
+        ("Add the two numbers.", False),
+    ]:
+        [classify_at] = [
+            i for i, (clf, p) in enumerate(asked) if clf and instruction in p.rsplit("Task:", 1)[1]
+        ]
+        [write_at] = [i for i, (clf, p) in enumerate(asked) if not clf and instruction in p]
+        assert classify_at < write_at
+        assert asked[write_at][1].endswith("Example 1\n") is not output_first
     assert rows[0].is_classification is None, "the caller's rows are not changed"
