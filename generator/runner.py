@@ -51,8 +51,11 @@ class Workers:
         """The actors, started if need be (without waiting for them: `identity` does)."""
         if not self._actors:
             assert self.cfg.max_in_flight is not None  # a resolved config
-            share = -(-self.cfg.max_in_flight // self.cfg.num_workers)  # each worker's part of the window
-            self._actors = [WorkerActor.remote(self.make_teacher, share) for _ in range(self.cfg.num_workers)]
+            # Each worker's part of the window; the parts add up to --max-in-flight exactly.
+            limit = self.cfg.max_in_flight
+            count = min(self.cfg.num_workers, limit)
+            shares = [limit // count + (i < limit % count) for i in range(count)]
+            self._actors = [WorkerActor.remote(self.make_teacher, share) for share in shares]
         return self._actors
 
     def identity(self) -> tuple[str, str]:

@@ -72,6 +72,9 @@ def test_run_writes_the_dataset_and_its_accounts(fake_openai: FakeOpenAI, small_
             "1",
             "--price-completion",
             "2",
+            # one round in flight: else a fault can land in a round abandoned at the target (never committed)
+            "--rounds-in-flight",
+            "1",
         )
     )
     assert proc.returncode == 0, proc.stderr
