@@ -12,11 +12,12 @@ latency, grows a dataset with `--max-in-flight F --prompts-per-round F --no-cach
 latency, and prints requests/s, the limit and the efficiency (requests/s / limit). `--jitter J` draws
 each answer's latency from [latency·(1-J), latency·(1+J)] instead, so answers arrive out of order.
 
-The runs are sized so the teacher gets about 20 windows' worth of requests (a run of one window can
-only show its ramp): `--scale` instructions per unit of F for self-instruct (alpaca makes 8 times as
-many, since one request brings several instructions with their answers; evolve grows F/4 per unit and
-evolves them twice). Requests count the committed rounds' (stats.json `teacher.requests`); the answers
-of rounds abandoned when the target is met are in the `answers` column.
+Each run is sized to give the teacher `--windows` windows' worth of requests (F each; a run of one
+window can only show its ramp), from each profile's requests per instruction. Requests count the
+committed rounds' (stats.json `teacher.requests`); the answers of rounds abandoned once the target is
+met are in the `answers` column. `cpu` is the share of the host's cores busy during the run (all
+processes: the driver, the actors, the test server): near 1.0, the host's CPU, not latency, is what
+bounds the run.
 
 `--baseline-repo DIR` runs the same measurements on the code in DIR (a `git worktree` of an earlier
 commit, say), interleaved with this checkout's, and prints the speedup. Each measurement runs in its
@@ -39,10 +40,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds" / "175.jsonl"
-PROFILES = {  # name -> (RunConfig settings, instructions per unit of --scale)
-    "self-instruct": ({"profile": "self-instruct"}, 1.0),
-    "alpaca": ({"profile": "alpaca"}, 8.0),
-    "evolve": ({"profile": "self-instruct", "evolve_rounds": 2}, 0.25),
+PROFILES = {  # name -> (RunConfig settings, teacher requests per instruction, as measured)
+    "self-instruct": ({"profile": "self-instruct"}, 2.4),  # propose, classify, instances
+    "alpaca": ({"profile": "alpaca"}, 0.19),  # one proposal brings several with their answers
+    "evolve": (
+        {"profile": "self-instruct", "evolve_rounds": 2},
+        12.0,
+    ),  # + 2 x (evolve, judge, answer, 2 scores)
 }
 
 # One measurement, run in a child process with the code under test on sys.path.
@@ -75,8 +79,19 @@ def test_server(latency: float, jitter: float) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def measure(code: Path, url: str, profile: str, in_flight: int, target: int, latency: float) -> dict:
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of every core since boot (/proc/stat)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def measure(
+    code: Path, url: str, profile: str, in_flight: int, target: int, latency: float, similarity: bool
+) -> dict:
     settings, _ = PROFILES[profile]
+    if not similarity:  # dedup decisions only: no top-10 neighbours per kept item (the pool's big CPU cost)
+        settings = {**settings, "dedup": [{"name": "rouge_l", "params": {"similarity": False}}]}
     with tempfile.TemporaryDirectory() as tmp:
         spec = {
             "seeds": str(SEEDS),
@@ -93,6 +108,7 @@ def measure(code: Path, url: str, profile: str, in_flight: int, target: int, lat
             **settings,
         }
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(code)}
+        busy0, total0 = cpu_times()
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, json.dumps(spec)],
             cwd=code,
@@ -103,7 +119,9 @@ def measure(code: Path, url: str, profile: str, in_flight: int, target: int, lat
         )
         if proc.returncode != 0:
             raise SystemExit(f"measurement failed ({code}):\n{proc.stderr[-3000:]}")
+        busy1, total1 = cpu_times()
         result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["cpu"] = (busy1 - busy0) / (total1 - total0)  # the whole child, start-up included
     rate = result["requests"] / result["seconds"]
     limit = in_flight / latency
     return {**result, "requests_per_s": rate, "limit": limit, "efficiency": rate / limit}
@@ -169,8 +187,9 @@ def main() -> None:
     )
     p.add_argument("--latencies", type=float, nargs="+", default=[0.2, 2.0], help="seconds per answer")
     p.add_argument("--jitter", type=float, default=0.0, help="random share of the latency, e.g. 0.5")
+    p.add_argument("--windows", type=float, default=25.0, help="windows' worth of requests per run")
     p.add_argument(
-        "--scale", type=float, default=8.0, help="self-instruct instructions per unit of in-flight"
+        "--no-similarity", action="store_true", help="dedup without the top-10 neighbours of each kept item"
     )
     p.add_argument("--baseline-repo", type=Path, default=None, help="also measure the code in this folder")
     p.add_argument("--startup", action="store_true", help="only report where a 5-instruction run's time goes")
@@ -180,28 +199,30 @@ def main() -> None:
         return
 
     print(
-        "| code | profile | in flight | latency s | requests | answers | seconds | requests/s | limit | efficiency |"
+        "| code | profile | in flight | latency s | requests | answers | seconds | requests/s | limit | efficiency | cpu |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     runs = [("this", REPO)] + ([("baseline", args.baseline_repo)] if args.baseline_repo else [])
     for latency in args.latencies:
         with test_server(latency, args.jitter) as url:
             for profile in args.profiles:
                 for in_flight in args.in_flight:
-                    target = max(5, round(args.scale * in_flight * PROFILES[profile][1]))
+                    target = max(5, round(args.windows * in_flight / PROFILES[profile][1]))
                     found = {}
                     for name, code in runs:
-                        r = found[name] = measure(code, url, profile, in_flight, target, latency)
+                        r = found[name] = measure(
+                            code, url, profile, in_flight, target, latency, not args.no_similarity
+                        )
                         print(
                             f"| {name} | {profile} | {in_flight} | {latency:g} | {r['requests']} | "
                             f"{r['answers']} | {r['seconds']:.1f} | {r['requests_per_s']:.1f} | "
-                            f"{r['limit']:.0f} | {r['efficiency']:.2f} |",
+                            f"{r['limit']:.0f} | {r['efficiency']:.2f} | {r['cpu']:.2f} |",
                             flush=True,
                         )
                     if "baseline" in found:
                         speedup = found["this"]["requests_per_s"] / found["baseline"]["requests_per_s"]
                         print(
-                            f"| speedup | {profile} | {in_flight} | {latency:g} | | | | {speedup:.2f}x | | |",
+                            f"| speedup | {profile} | {in_flight} | {latency:g} | | | | {speedup:.2f}x | | | |",
                             flush=True,
                         )
 
