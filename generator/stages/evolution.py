@@ -248,7 +248,6 @@ class Step:
     records: list[Record]  # the parents (evolve), then the evolutions
 
 
-
 def batch_size(max_in_flight: int) -> int:
     """Items per request batch: a batch goes on to its next step when all its items are answered, so
     small batches keep a small window full; up to 8 keeps the number of actor calls down when it is wide.
