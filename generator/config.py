@@ -40,6 +40,9 @@ from generator.profiles import (
 from generator.teachers.base import SamplingParams
 
 CHANGES_DATA: JsonDict = {"changes_data": True}  # on a field: another value makes another dataset
+# Data fields added after run folders were made, with the value those folders were made with: a
+# config.json without the field compares as if it had that value (issue 13's lag: one round in flight).
+ADDED_LATER: dict[str, object] = {"rounds_in_flight": 1}
 
 
 def default_cache_dir() -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from generator.config import ConfigError, RunConfig
+from generator.config import ADDED_LATER, ConfigError, RunConfig
 from generator.dataset import Dataset, compose
 from generator.errors import TeacherUnavailable
 from generator.records import Record
@@ -89,6 +89,7 @@ def check_config(folder: RunFolder, cfg: RunConfig) -> None:
     current = cfg.model_dump(mode="json")
     if path.exists():
         before = read_json(path)
+        before = {**ADDED_LATER, **before}  # a folder from before a field existed made it this way
         changed = sorted(k for k in RunConfig.data_fields() if before.get(k) != current[k])
         if changed:
             raise ConfigError(

@@ -51,6 +51,22 @@ def test_out_folder_of_another_run_is_refused(ray_session, small_seeds: Path, tm
         run(config(small_seeds, tmp_path / "x", target=3, seed=7), teacher=ScriptedTeacher)
 
 
+def test_a_folder_from_before_rounds_in_flight_resumes_with_one_round_in_flight(
+    ray_session, small_seeds: Path, tmp_path: Path
+):
+    """Folders made before --rounds-in-flight existed were made with one round in flight: resuming
+    them with the new default would change their data, so it is refused, and 1 resumes them."""
+    out = tmp_path / "old"
+    run(config(small_seeds, out, target=5, rounds_in_flight=1), teacher=ScriptedTeacher)
+    saved = json.loads((out / "config.json").read_text())
+    del saved["rounds_in_flight"]  # as config.json was written before the field existed
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match=r"different settings \(rounds_in_flight\)"):
+        run(config(small_seeds, out, target=8), teacher=ScriptedTeacher)
+    summary = run(config(small_seeds, out, target=8, rounds_in_flight=1), teacher=ScriptedTeacher)
+    assert summary["counts"]["dataset_instructions"] == 8
+
+
 def test_raising_the_target_extends_a_finished_run(ray_session, small_seeds: Path, tmp_path: Path):
     run(config(small_seeds, tmp_path / "e", target=5), teacher=ScriptedTeacher)
     before = [
