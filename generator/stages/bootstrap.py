@@ -222,9 +222,8 @@ class BootstrapRounds:
                     yield RoundDone(
                         found.round, found.stats, done=self.kept, failed=True, error=found.last_error
                     )
-                    self.flight[found.round] = self.sent(
-                        found.round, found.slots
-                    )  # a true retry: failures are not cached
+                    # the same round again, a true retry: failures are not cached
+                    self.flight[found.round] = self.sent(found.round, found.slots)
             found = next((f for f in self.flight.values() if not f.decided), None)
             if found is not None and found.screened and ready(found.waiting_on()):
                 progressed = True
