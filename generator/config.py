@@ -122,8 +122,9 @@ class RunConfig(BaseModel):
     rounds_in_flight: int = Field(
         4,
         ge=1,
-        description="bootstrap rounds in flight at once: round N samples its in-context examples from "
-        "the pool as it stood after round N-this (1: after the round before, as Self-Instruct)",
+        description="bootstrap rounds in flight at once (default 4), so a slow teacher stays busy: round "
+        "N samples its in-context examples from the pool as it stood after round N-4 (with 1: after "
+        "the round before, as Self-Instruct did)",
         json_schema_extra=CHANGES_DATA,
     )
     num_workers: int = Field(2, ge=1, description="Ray worker actors making teacher calls")
