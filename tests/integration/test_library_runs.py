@@ -23,6 +23,8 @@ pytestmark = pytest.mark.integration
 
 
 def config(server: FakeOpenAI, seeds: Path, out: Path, **kw: Any) -> RunConfig:
+    """A run against the test server, no request cache; `kw` adds or overrides settings."""
+    settings: dict[str, Any] = {"seed": 5, "prompts_per_round": 3, "max_retries": 2, **kw}
     return RunConfig(
         seeds=seeds,
         out=out,
@@ -30,10 +32,7 @@ def config(server: FakeOpenAI, seeds: Path, out: Path, **kw: Any) -> RunConfig:
         base_url=server.base_url,
         model="fake",
         cache=False,
-        seed=5,
-        prompts_per_round=3,
-        max_retries=2,
-        **kw,
+        **settings,
     )
 
 

@@ -25,6 +25,7 @@ import pytest
 from generator.config import RunConfig
 from generator.run import run
 from tests.fake_openai import FakeOpenAI
+from tests.integration.test_library_runs import config as library_config
 from tests.integration.test_pipeline import cli, read_jsonl, run_cli, start_cli
 
 pytestmark = pytest.mark.integration
@@ -35,19 +36,7 @@ PROPOSE = "Here is a numbered list of varied tasks"  # how a proposal prompt sta
 
 
 def config(server: FakeOpenAI, seeds: Path, out: Path, **kw: Any) -> RunConfig:
-    return RunConfig(
-        seeds=seeds,
-        out=out,
-        teacher="openai",
-        base_url=server.base_url,
-        model="fake",
-        cache=False,
-        seed=11,
-        prompts_per_round=4,
-        max_retries=2,
-        num_workers=2,
-        **kw,
-    )
+    return library_config(server, seeds, out, seed=11, prompts_per_round=4, num_workers=2, **kw)
 
 
 def records_without_timing(path: Path) -> list[dict[str, Any]]:

@@ -110,7 +110,17 @@ def test_cancelled_waiter_neither_leaks_nor_steals_a_slot():
     run(go())
 
 
-def test_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on():
+@pytest.mark.parametrize(
+    "cancel_while_held",
+    [
+        pytest.param(False, id="cancelled-as-it-is-handed-the-slot-passes-it-on"),
+        pytest.param(True, id="cancelled-while-the-slot-frees-is-skipped"),
+    ],
+)
+def test_first_of_two_waiters_cancelled_around_a_release(cancel_while_held: bool):
+    """Cancelled after the holder leaves (the slot was handed to `first` on the way out, before it could
+    run), or before it leaves (not yet told the slot frees): either way the slot goes to `second`."""
+
     async def go() -> None:
         window = Window(1)
         served: list[str] = []
@@ -123,28 +133,10 @@ def test_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on():
             first = asyncio.create_task(wait("first"))
             second = asyncio.create_task(wait("second"))
             await settle()
-        first.cancel()  # the slot was handed to `first` on the way out, before it could run
-        await asyncio.gather(first, second, return_exceptions=True)
-        assert first.cancelled() and served == ["second"]
-        assert window.inside == 0 and not window._waiters
-
-    run(go())
-
-
-def test_waiter_cancelled_while_a_slot_frees_is_skipped():
-    async def go() -> None:
-        window = Window(1)
-        served: list[str] = []
-
-        async def wait(name: str) -> None:
-            async with window.slot(0):
-                served.append(name)
-
-        async with window.slot(0):
-            first = asyncio.create_task(wait("first"))
-            second = asyncio.create_task(wait("second"))
-            await settle()
-            first.cancel()  # cancelled, but not yet told when the slot below frees
+            if cancel_while_held:
+                first.cancel()
+        if not cancel_while_held:
+            first.cancel()
         await asyncio.gather(first, second, return_exceptions=True)
         assert first.cancelled() and served == ["second"]
         assert window.inside == 0 and not window._waiters
