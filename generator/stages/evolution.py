@@ -149,13 +149,12 @@ class EvolutionRun:
         current = self.done + 1
         if current > self.cfg.evolve_rounds:
             return
-        self.start(current).enter(list(enumerate(self.by_id[i] for i in self.pool_ids)))
+        self.start_whole(current)
         while current <= self.cfg.evolve_rounds:
             rnd = self.live[current]
             if rnd.all_failed:
                 yield RoundDone(current, rnd.stats, done=current - 1, failed=True, error=rnd.last_error)
-                # the same round again: failures are not cached, so this retries them
-                self.start(current).enter(list(enumerate(self.by_id[i] for i in self.pool_ids)))
+                self.start_whole(current)  # the same round again: failures are not cached, so a retry
                 continue
             if rnd.closed:
                 del self.live[current]
@@ -163,6 +162,10 @@ class EvolutionRun:
                 current += 1
                 continue
             self.answers_in()
+
+    def start_whole(self, number: int) -> None:
+        """Start round `number` with the whole pool as it stands (the first round, or a retry)."""
+        self.start(number).enter(list(enumerate(self.by_id[i] for i in self.pool_ids)))
 
     def start(self, number: int) -> EvolutionRound:
         self.live[number] = EvolutionRound(
