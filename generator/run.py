@@ -21,7 +21,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from generator.ray_runtime import ray_runtime
 from generator.run_folder import RunFolder
 from generator.runner import ProgressCallback, Runner, check_config
 from generator.seeds import SeedFileError, load_seeds
-from generator.teachers.base import Teacher
+from generator.worker_pool import Workers, default_teacher, teacher_settings
 from generator.workers import TeacherFactory
 
 log = logging.getLogger("synth_instruct")
@@ -72,24 +71,20 @@ def _adder(p: argparse.ArgumentParser) -> Callable[..., None]:
     return add
 
 
-def add_common_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of both CLIs (`generator.run`, `generator.evolve`): teacher, run folder, Ray, evolution."""
+def add_teacher_flags(p: argparse.ArgumentParser) -> None:
+    """The teacher, its request cache, prices and Ray: flags of both CLIs and of the REST service."""
     add = _adder(p)
     add("--teacher", "teacher", choices=["vllm", "openai"])
     add("--base-url", "base_url")
     add("--model", "model")
     add("--api", "api", choices=["completion", "chat"])
     add("--api-key-env", "api_key_env")
-    add("--out", "out", type=Path)
-    add("--run-name", "run_name")
-    add("--seed", "seed", type=int)
     add("--max-in-flight", "max_in_flight", type=int)
     add("--request-timeout", "request_timeout", type=float)
     add("--max-retries", "max_retries", type=int)
     add("--replicas", "replicas", type=int)
     add("--tensor-parallel", "tensor_parallel", type=int)
     add("--num-workers", "num_workers", type=int)
-    add("--max-failed-rounds", "max_failed_rounds", type=int)
     add("--ray-address", "ray_address")
     add("--cache-path", "cache_path", type=Path)
     add("--price-prompt", "price_prompt_per_1m", type=float)
@@ -102,6 +97,16 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="send every request to the teacher (don't read or write the request cache)",
     )
+
+
+def add_common_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of both CLIs (`generator.run`, `generator.evolve`): teacher, run folder, Ray, evolution."""
+    add = _adder(p)
+    add_teacher_flags(p)
+    add("--out", "out", type=Path)
+    add("--run-name", "run_name")
+    add("--seed", "seed", type=int)
+    add("--max-failed-rounds", "max_failed_rounds", type=int)
     # -- evolution (Evol-Instruct) --
     add("--evolve-profile", "evolve_profile", choices=evolve_profiles())
     p.add_argument(
@@ -167,6 +172,7 @@ def run(
     teacher: TeacherFactory | None = None,
     on_progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    workers: Workers | None = None,
 ) -> dict[str, Any]:
     """Grow (and evolve) a dataset as `config` says; returns what stats.json holds.
 
@@ -175,37 +181,31 @@ def run(
     - `teacher`: builds the teacher inside each worker actor (a class or any zero-argument callable;
       default: the one `config` names, behind the request cache);
     - `on_progress(p)` is called after every committed round with `p.stage`, `p.round`, `p.kept`,
-      `p.target` and `p.stats` (stats.json so far);
+      `p.target`, `p.stats` (stats.json so far) and `p.rows` (the dataset rows the round added);
     - `stop` (a `threading.Event`): once set, the run ends after the round in flight commits and
-      writes the dataset so far (the summary says `"stopped": true`); run it again to resume.
+      writes the dataset so far (the summary says `"stopped": true`); run it again to resume;
+    - `workers`: a started pool (`generator.worker_pool.start_workers`) shared with other runs, so
+      they all use one teacher; it is left running at the end. `teacher` is then unused.
 
     Bad input (seeds, a config that does not match the folder's, a folder another run holds) raises
     before Ray or the teacher start. Runs in several threads of one process share one Ray runtime.
     """
     resolved = config.resolved()
     load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
-    if teacher is None:
-        # One worker is enough for vLLM: the engine actors themselves keep many requests in flight.
-        workers = 1 if resolved.teacher == "vllm" else resolved.num_workers
-        resolved = resolved.model_copy(update={"num_workers": workers})
-        assert resolved.max_in_flight is not None  # resolved() sets it per backend
-        per_worker = -(-resolved.max_in_flight // workers)
-        teacher = partial(_teacher, resolved, per_worker)
+    if teacher is None and workers is None:
+        resolved = teacher_settings(config)
+        teacher = default_teacher(resolved)
     assert resolved.out is not None  # resolved() chooses it
     folder = RunFolder(resolved.out)
     folder.lock()  # before anything reads or writes the folder
     try:
         check_config(folder, resolved)
         with ray_runtime(resolved.ray_address):
-            return Runner(resolved, folder, teacher, on_progress, stop).run()
+            make = teacher or (workers.make_teacher if workers else None)
+            assert make is not None
+            return Runner(resolved, folder, make, on_progress, stop, workers).run()
     finally:
         folder.unlock()
-
-
-def _teacher(config: RunConfig, max_in_flight: int) -> Teacher:
-    from generator.teachers.factory import make_teacher
-
-    return make_teacher(config, max_in_flight)
 
 
 class _StopOnSignal:

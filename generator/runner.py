@@ -18,65 +18,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import ray
 from tqdm import tqdm
 
 from generator.config import ADDED_LATER, ConfigError, RunConfig
 from generator.dataset import Dataset, compose
 from generator.errors import TeacherUnavailable
-from generator.records import Record
+from generator.records import Record, alpaca_rows
 from generator.run_folder import ALPACA, CONFIG, STATS, RunFolder, read_json, write_json_atomic
 from generator.stages import plan
 from generator.stages.base import Progress, Resumed, Stage
 from generator.state import RunState, StageState
 from generator.stats import RunStats
-from generator.teachers.window import merge_reports
-from generator.workers import TeacherFactory, WorkerActor, stop_actors
+from generator.worker_pool import Workers
+from generator.workers import TeacherFactory
 
 log = logging.getLogger("synth_instruct")
 
 ProgressCallback = Callable[[Progress], None]
-
-
-class Workers:
-    """The run's worker actors, shared by its stages; started when a stage first needs them."""
-
-    def __init__(self, cfg: RunConfig, make_teacher: TeacherFactory) -> None:
-        self.cfg, self.make_teacher = cfg, make_teacher
-        self._actors: list[Any] = []
-        self._identity: tuple[str, str] | None = None
-        self._windows: dict[str, int] | None = None  # the windows' last report, kept after they stop
-
-    def workers(self) -> list[Any]:
-        """The actors, started if need be (without waiting for them: `identity` does)."""
-        if not self._actors:
-            assert self.cfg.max_in_flight is not None  # a resolved config
-            # Each worker's part of the window; the parts add up to --max-in-flight exactly.
-            limit = self.cfg.max_in_flight
-            count = min(self.cfg.num_workers, limit)
-            shares = [limit // count + (i < limit % count) for i in range(count)]
-            self._actors = [WorkerActor.remote(self.make_teacher, share) for share in shares]
-        return self._actors
-
-    def identity(self) -> tuple[str, str]:
-        """The teacher's (backend, model), once the workers are up."""
-        if self._identity is None:
-            backend, model = ray.get(self.workers()[0].identity.remote())
-            self._identity = (str(backend), str(model))
-        return self._identity
-
-    def window_report(self) -> dict[str, int] | None:
-        """The workers' in-flight windows added up (their limit, 429s, decreases): see `Window`."""
-        if self._actors:
-            reports = ray.get([w.window_report.remote() for w in self._actors])
-            self._windows = {**merge_reports(reports), "answers": sum(r["answers"] for r in reports)}
-        return self._windows
-
-    def stop(self) -> None:
-        if self._actors:
-            self.window_report()
-            stop_actors(self._actors)
-            self._actors = []
 
 
 def check_config(folder: RunFolder, cfg: RunConfig) -> None:
@@ -109,10 +67,13 @@ class Runner:
         make_teacher: TeacherFactory,
         on_progress: ProgressCallback | None = None,
         stop: threading.Event | None = None,
+        workers: Workers | None = None,
     ) -> None:
         self.cfg, self.folder = cfg, folder
         self.stages: list[Stage] = plan(cfg)
-        self.context = Workers(cfg, make_teacher)
+        # A pool passed in is shared with other runs (the REST service's one teacher): it stays up.
+        self.owns_workers = workers is None
+        self.context = workers or Workers(cfg, make_teacher)
         self.on_progress = on_progress
         self.stop = stop or threading.Event()
         self.state = RunState()
@@ -136,7 +97,8 @@ class Runner:
                 committed[stage.name] = self._run_stage(stage, inputs)
                 inputs = inputs + stage.contribution(inputs, committed[stage.name])
         finally:
-            self.context.stop()
+            if self.owns_workers:
+                self.context.stop()
 
         dataset = compose(self.stages, self.folder, self.state, committed)
         rows = [row.model_dump() for row in dataset.rows()]
@@ -181,6 +143,7 @@ class Runner:
         # The clock runs from here: actor start-up is not the stage's work (wall_time_s, tokens/s).
         started, elapsed_before = time.monotonic(), stats.elapsed_s
         failed_rounds = 0
+        in_dataset = len(stage.contribution(inputs, records))  # the stage's dataset records so far
         bar = tqdm(total=stage.total(), unit=stage.unit, desc=stage.name, dynamic_ncols=True)
         rounds = run.rounds()
         try:
@@ -213,6 +176,9 @@ class Runner:
                     summary = self.summary(None)
                     write_json_atomic(self.folder.file(STATS), summary)
                 records.extend(done.records)
+                part = stage.contribution(inputs, records)
+                new_rows = [row for r in part[in_dataset:] for row in alpaca_rows(r)]
+                in_dataset = len(part)
                 log.info("%s %s", stage.name, done.summary)
                 bar.set_postfix(
                     round=done.round,
@@ -230,6 +196,7 @@ class Runner:
                             stage.total(),
                             stage.unit,
                             summary,
+                            new_rows,
                         )
                     )
                 if self.stop.is_set():

@@ -18,7 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from generator.records import Dropped, Record
+from generator.records import AlpacaRow, Dropped, Record
 from generator.run_folder import StageFiles
 from generator.state import StageState
 from generator.stats import RunStats
@@ -64,6 +64,9 @@ class Progress:
     total: int
     unit: str  # "instructions" (bootstrap), "rounds" (evolve)
     stats: dict[str, Any]  # stats.json as it stands
+    # The rows this round added to the dataset, in dataset order: appended to the rows of the rounds
+    # before (and of the folder as a resumed run found it), they are the dataset so far.
+    rows: list[AlpacaRow] = field(default_factory=list)
 
 
 class Context(Protocol):

@@ -1,0 +1,327 @@
+"""The FastAPI app: routes, errors as JSON, auth, limits and metrics. Jobs run in serve/executor.py.
+
+create_app(settings)              # the teacher the settings name (the embedded vLLM one by default)
+create_app(settings, teacher=F)   # F builds the teacher inside each worker (tests, benchmarks)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from generator.workers import TeacherFactory
+from serve.auth import ApiKeys
+from serve.bodies import ErrorBody, GenerateResponse, Health, JobInfo, JobList, JobRequest, Ready
+from serve.executor import JobExecutor, QueueFull
+from serve.jobs import JobStore, job_info
+from serve.metrics import Metrics
+from serve.middleware import BodyLimitAndMetrics
+from serve.requests import BadRequest, build_config, validation_error_body
+from serve.settings import ServerSettings
+
+log = logging.getLogger("synth_instruct.serve")
+
+NDJSON = "application/x-ndjson"
+RETRY_AFTER_S = 10
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    what = {
+        401: "no API key, or an unknown one",
+        404: "no such job (or another key's job)",
+        409: "the job has not finished",
+        413: "the request body is too large",
+        422: "a setting that is invalid, or that only the server may set",
+        429: "too many jobs (this key's, or the queue's): retry after Retry-After seconds",
+        502: "the job failed (its teacher answered nothing, ...); the reason is in `error`",
+        503: "the server is shutting down",
+    }
+    return {code: {"model": ErrorBody, "description": what[code]} for code in codes}
+
+
+def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) -> FastAPI:
+    settings.jobs_dir().mkdir(parents=True, exist_ok=True)
+    store = JobStore(settings.db_path())
+    metrics = Metrics(store.count_by_state)
+    base = settings.base_config()
+    executor = JobExecutor(
+        store,
+        settings.jobs_dir(),
+        base,
+        metrics,
+        concurrency=settings.concurrency,
+        max_queued=settings.max_queued,
+        teacher=teacher,
+    )
+    auth = ApiKeys(settings.api_keys, settings.auth)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor.start(settings.on_restart)
+        log.info(
+            "synth-instruct service: %s jobs folder, auth %s",
+            settings.jobs_dir(),
+            "on" if settings.auth else "off",
+        )
+        yield
+        executor.close()
+        store.close()
+
+    app = FastAPI(
+        title="synth-instruct",
+        version="0.1.0",
+        description="Grow instruction-tuning data on demand: small synchronous requests, or long jobs "
+        "whose rows stream as NDJSON or server-sent events while they run. A request body uses the "
+        "run config's names (see `JobRequest`); the server decides the teacher, paths and cache.",
+        lifespan=lifespan,
+    )
+    app.state.executor, app.state.store, app.state.settings = executor, store, settings
+    app.add_middleware(BodyLimitAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+
+    # -- errors: always JSON, always saying what is wrong ----------------------------------------------
+    @app.exception_handler(BadRequest)
+    async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
+        return JSONResponse(
+            ErrorBody(error=exc.message, detail=exc.detail).model_dump(), exc.status, exc.headers
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        body = ErrorBody(error=str(exc.detail)).model_dump()
+        return JSONResponse(body, exc.status_code, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_error_body(exc.errors()).model_dump(), 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            ErrorBody(error=f"internal error ({type(exc).__name__}); see the server log").model_dump(), 500
+        )
+
+    def owned(job_id: str, owner: str) -> Any:
+        row = store.owned(job_id, owner)
+        if row is None:
+            raise BadRequest(404, f"no job {job_id!r}")
+        return row
+
+    def info(row: Any) -> JobInfo:
+        return job_info(row, executor.live_stats(row["id"]))
+
+    def submit(body: JobRequest, owner: str, kind: str, target_limit: int) -> str:
+        config, seed_tasks = build_config(body, settings, base, target_limit)
+        if store.count_active(owner) >= settings.max_jobs_per_key:
+            raise BadRequest(
+                429,
+                f"this key has {settings.max_jobs_per_key} jobs queued or running (the limit); "
+                "wait for one to finish or cancel one",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        try:
+            return executor.submit(
+                owner, kind, body.model_dump(mode="json", exclude_unset=True), config, seed_tasks
+            )
+        except QueueFull as exc:
+            raise BadRequest(
+                429, f"the server is busy: {exc}", headers={"Retry-After": str(RETRY_AFTER_S)}
+            ) from None
+
+    # -- health --------------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """Liveness: answers while the teacher is loading, busy or down."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Ready, responses={503: {"model": Ready}}, tags=["health"])
+    def readyz(response: Response) -> Ready:
+        """Readiness: the teacher is loaded (with the embedded teacher, its vLLM engine is up)."""
+        if executor.ready.is_set() and executor.identity is not None:
+            backend, model = executor.identity
+            return Ready(ready=True, teacher={"backend": backend, "model": model})
+        response.status_code = 503
+        return Ready(ready=False, reason=executor.teacher_error or "the teacher is loading")
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        tags=["health"],
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
+    def prometheus() -> Response:
+        """Prometheus metrics: HTTP by route, jobs by state, queue, teacher, items by filter."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- generation ----------------------------------------------------------------------------------
+    @app.get("/v1/seeds", response_model=list[str], responses=_errors(401), tags=["generation"])
+    def seeds(owner: str = Depends(auth)) -> list[str]:
+        """The seed files a body may name in `seeds`."""
+        return sorted(
+            p.name for p in settings.seeds_dir.iterdir() if p.is_file() and p.suffix in {".jsonl", ".json"}
+        )
+
+    @app.post(
+        "/v1/generate",
+        response_model=GenerateResponse,
+        responses=_errors(401, 413, 422, 429, 502, 503),
+        tags=["generation"],
+    )
+    def generate(body: JobRequest, owner: str = Depends(auth)) -> GenerateResponse:  # type: ignore[valid-type]
+        """Grow a small dataset and answer with its rows (`target` up to the server's limit, 50 by default)."""
+        job_id = submit(body, owner, "generate", settings.generate_max_target)
+        executor.wait(job_id)
+        row = store.get(job_id)
+        assert row is not None
+        if row["state"] == "failed":
+            raise BadRequest(502, f"the generation failed: {row['error']}")
+        if row["state"] != "succeeded":
+            raise BadRequest(503, f"the generation was {row['state']} (the server is shutting down)")
+        return GenerateResponse(
+            job_id=job_id, rows=executor.rows(job_id).snapshot(), stats=executor.live_stats(job_id) or {}
+        )
+
+    @app.post(
+        "/v1/jobs",
+        response_model=JobInfo,
+        status_code=202,
+        responses=_errors(401, 413, 422, 429),
+        tags=["jobs"],
+    )
+    def create_job(body: JobRequest, response: Response, owner: str = Depends(auth)) -> JobInfo:  # type: ignore[valid-type]
+        """Start a long run; answers at once with the job (its id, and `Location`)."""
+        job_id = submit(body, owner, "job", settings.max_target)
+        response.headers["Location"] = f"/v1/jobs/{job_id}"
+        return info(owned(job_id, owner))
+
+    @app.get("/v1/jobs", response_model=JobList, responses=_errors(401, 422), tags=["jobs"])
+    def list_jobs(
+        owner: str = Depends(auth),
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    ) -> JobList:
+        """The caller's jobs, newest first."""
+        rows = store.page(owner, limit + 1, offset)
+        page = [info(r) for r in rows[:limit]]
+        return JobList(jobs=page, next_offset=offset + limit if len(rows) > limit else None)
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=_errors(401, 404), tags=["jobs"])
+    def get_job(job_id: str, owner: str = Depends(auth)) -> JobInfo:
+        """A job's state, progress and stats so far."""
+        return info(owned(job_id, owner))
+
+    @app.delete("/v1/jobs/{job_id}", response_model=JobInfo, responses=_errors(401, 404), tags=["jobs"])
+    def cancel_job(job_id: str, owner: str = Depends(auth)) -> JobInfo:
+        """Cancel: a running job stops after its round in flight commits; its rows stay readable."""
+        owned(job_id, owner)
+        executor.cancel(job_id)
+        return info(owned(job_id, owner))
+
+    @app.get(
+        "/v1/jobs/{job_id}/items",
+        responses={
+            200: {
+                "content": {NDJSON: {}, "text/event-stream": {}},
+                "description": "one Alpaca row per line (NDJSON), or per `row` event (SSE, `id` = rows "
+                "sent so far), until the job ends (SSE then sends an `end` event with its state)",
+            },
+            **_errors(401, 404, 422),
+        },
+        response_class=StreamingResponse,
+        tags=["jobs"],
+    )
+    async def items(
+        job_id: str,
+        owner: str = Depends(auth),
+        accept: Annotated[str | None, Header()] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+        after: Annotated[int, Query(ge=0, le=10**9, description="skip the first `after` rows")] = 0,
+    ) -> Response:
+        """The accepted rows, streamed while the job runs; `?after=N` (or `Last-Event-ID: N`) resumes."""
+        owned(job_id, owner)
+        rows = await run_in_threadpool(executor.rows, job_id)
+        sse = "text/event-stream" in (accept or "")
+        if sse and last_event_id and last_event_id.strip().isdigit():
+            after = max(after, int(last_event_id.strip()))
+
+        async def stream() -> AsyncIterator[Any]:
+            sent = after
+            while True:
+                new, finished = await rows.after(sent)
+                for row in new:
+                    sent += 1
+                    yield (
+                        {"id": str(sent), "event": "row", "data": json.dumps(row)}
+                        if sse
+                        else json.dumps(row) + "\n"
+                    )
+                if finished and not new:
+                    break
+            if sse:
+                state = store.get(job_id)
+                yield {
+                    "event": "end",
+                    "data": json.dumps({"state": state["state"] if state else None, "rows": sent}),
+                }
+
+        if sse:
+            return EventSourceResponse(stream(), ping=10)
+        return StreamingResponse(stream(), media_type=NDJSON)
+
+    @app.get(
+        "/v1/jobs/{job_id}/dataset",
+        responses={
+            200: {"content": {"application/json": {}}, "description": "alpaca.json"},
+            **_errors(401, 404, 409),
+        },
+        response_class=FileResponse,
+        tags=["jobs"],
+    )
+    def job_dataset(job_id: str, owner: str = Depends(auth)) -> FileResponse:
+        """The finished dataset (`alpaca.json`: a list of instruction, input, output)."""
+        row = owned(job_id, owner)
+        path = executor.folder(job_id) / "run" / "alpaca.json"
+        if row["state"] in ("queued", "running") or not path.exists():
+            raise BadRequest(
+                409,
+                f"job {job_id} is {row['state']}: the dataset is written when it ends (stream /items meanwhile)",
+            )
+        return FileResponse(path, media_type="application/json")
+
+    @app.get(
+        "/v1/jobs/{job_id}/dropped",
+        responses={
+            200: {"content": {NDJSON: {}}, "description": "one drop per line, with its filter and reason"},
+            **_errors(401, 404),
+        },
+        response_class=StreamingResponse,
+        tags=["jobs"],
+    )
+    def dropped(job_id: str, owner: str = Depends(auth)) -> StreamingResponse:
+        """Every item the job's filters dropped, with the filter, the reason and the stage."""
+        owned(job_id, owner)
+        run_dir = executor.folder(job_id) / "run"
+        files = [run_dir / "dropped.jsonl", run_dir / "evolve_dropped.jsonl"]
+
+        def lines() -> Any:
+            for path in files:
+                if path.exists():
+                    with path.open("rb") as f:
+                        for line in f:
+                            if line.endswith(b"\n"):  # a line cut short by a crash is not committed
+                                yield line
+
+        return StreamingResponse(lines(), media_type=NDJSON)
+
+    return app

@@ -1,0 +1,290 @@
+"""Jobs run here: a bounded queue, `concurrency` threads, and one teacher shared by every job.
+
+Each job is one call of the library entry point, `generator.run.run(config, on_progress=...,
+stop=..., workers=pool)`, in a thread: no second loop, no subprocess. The pool (`generator.worker_pool`)
+holds the one teacher (with the embedded teacher, one vLLM engine) and its in-flight windows, in which
+the jobs' requests take turns by priority. Cancel sets the job's `stop` event: its round in flight
+commits, and what it accepted stays readable.
+
+A server stopped or killed with jobs queued or running finds them in the store when it starts again
+and queues them again (`on_restart="resume"`, the run folder resumes after its last committed round,
+so no accepted row is lost or repeated) or marks them `interrupted`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generator.config import ConfigError, RunConfig
+from generator.dataset import dataset
+from generator.errors import RunFolderBusy, TeacherUnavailable
+from generator.ray_runtime import ray_runtime
+from generator.records import SeedTask
+from generator.run import run
+from generator.run_folder import CONFIG, STATS, read_json
+from generator.seeds import SeedFileError
+from generator.stages.base import Progress
+from generator.worker_pool import Workers, start_workers, teacher_settings
+from generator.workers import TeacherFactory
+from serve.bodies import JobProgress, JobState
+from serve.jobs import JobStore
+from serve.metrics import Metrics
+from serve.rows import RowLog
+
+log = logging.getLogger("synth_instruct.serve")
+
+
+class QueueFull(Exception):
+    """No room for another job; the caller should come back later."""
+
+
+@dataclass
+class ActiveJob:
+    id: str
+    config: RunConfig
+    stop: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    stats: dict[str, Any] | None = None
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        store: JobStore,
+        jobs_dir: Path,
+        base: RunConfig,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        max_queued: int,
+        teacher: TeacherFactory | None = None,
+    ) -> None:
+        self.store, self.jobs_dir, self.metrics = store, jobs_dir, metrics
+        self.base = teacher_settings(base)
+        self.concurrency, self.max_queued = concurrency, max_queued
+        self.pool: Workers = start_workers(self.base, teacher)
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._active: dict[str, ActiveJob] = {}
+        self._logs: OrderedDict[str, RowLog] = OrderedDict()  # recently read jobs' rows
+        self._lock = threading.RLock()
+        self._threads: list[threading.Thread] = []
+        self._runtime: Any = None
+        self.ready = threading.Event()
+        self.teacher_error: str | None = None
+        self.identity: tuple[str, str] | None = None
+        self._closing = False
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def start(self, on_restart: str) -> None:
+        """Start Ray (or join it), load the teacher in the background, and pick up left-over jobs."""
+        self._runtime = ray_runtime(self.base.ray_address)
+        self._runtime.__enter__()  # held until close(): every job's run() shares this Ray
+        threading.Thread(target=self._load_teacher, name="teacher-loader", daemon=True).start()
+        for row in self.store.active():
+            if on_restart == "resume":
+                log.info(
+                    "job %s was %s when the server stopped: queued again to resume", row["id"], row["state"]
+                )
+                self.store.set_state(row["id"], "queued")
+                self._enqueue(
+                    row["id"], RunConfig.model_validate(read_json(self.folder(row["id"]) / "request.json"))
+                )
+            else:
+                log.info("job %s was %s when the server stopped: marked interrupted", row["id"], row["state"])
+                self.store.set_state(row["id"], "interrupted", "the server stopped while the job ran")
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._work, name=f"job-runner-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _load_teacher(self) -> None:
+        try:
+            self.identity = self.pool.identity()  # waits until the teacher (vLLM engine) is up
+            log.info("teacher ready: %s %s", *self.identity)
+            self.ready.set()
+        except Exception as exc:  # readyz says why; jobs fail with the same reason
+            self.teacher_error = f"{type(exc).__name__}: {exc}"
+            log.error("the teacher did not start: %s", self.teacher_error)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop every running job after its round in flight commits; they resume on the next start."""
+        self._closing = True
+        with self._lock:
+            active = list(self._active.values())
+        for job in active:
+            job.stop.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for job in active:
+            job.done.wait(timeout)
+        self.pool.stop()
+        if self._runtime is not None:
+            self._runtime.__exit__(None, None, None)
+            self._runtime = None
+
+    # -- submitting ----------------------------------------------------------------------------------
+    def folder(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def submit(
+        self,
+        owner: str,
+        kind: str,
+        request: dict[str, Any],
+        config: RunConfig,
+        seed_tasks: list[SeedTask] | None = None,
+    ) -> str:
+        """Store and queue a job. `config` is the job's RunConfig less its folder (set here); inline
+        `seed_tasks` are written to the job's folder and become its seed file."""
+        if self.queued() >= self.max_queued:
+            raise QueueFull(f"{self.queued()} jobs are waiting (the limit is {self.max_queued})")
+        job_id = secrets.token_hex(8)
+        folder = self.folder(job_id)
+        folder.mkdir(parents=True)
+        config = config.model_copy(update={"out": folder / "run", "run_name": job_id})
+        if seed_tasks is not None:
+            seeds = folder / "seeds.jsonl"
+            seeds.write_text(
+                "".join(t.model_dump_json(exclude_none=True) + "\n" for t in seed_tasks), "utf-8"
+            )
+            config = config.model_copy(update={"seeds": seeds})
+        (folder / "request.json").write_text(config.model_dump_json(indent=2), "utf-8")
+        self.store.create(job_id, owner, kind, request)
+        self._enqueue(job_id, config)
+        return job_id
+
+    def _enqueue(self, job_id: str, config: RunConfig) -> None:
+        with self._lock:
+            self._active[job_id] = ActiveJob(job_id, config)
+            self.rows(job_id).reopen()
+        self._queue.put(job_id)
+        self.metrics.queue_depth.set(self.queued())
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            job = self._active.get(job_id)
+        if job is None:
+            return
+        job.cancelled = True
+        job.stop.set()  # a running job stops after its round in flight; a queued one never starts
+
+    def wait(self, job_id: str, timeout: float | None = None) -> bool:
+        with self._lock:
+            job = self._active.get(job_id)
+        return True if job is None else job.done.wait(timeout)
+
+    def live_stats(self, job_id: str) -> dict[str, Any] | None:
+        """stats.json as the running job last reported it, else as its folder holds it."""
+        with self._lock:
+            job = self._active.get(job_id)
+        if job is not None and job.stats is not None:
+            return job.stats
+        path = self.folder(job_id) / "run" / STATS
+        try:
+            return dict(read_json(path))
+        except (OSError, ValueError):
+            return None
+
+    def rows(self, job_id: str) -> RowLog:
+        """The job's rows so far: its log while it runs, else read once from its run folder."""
+        with self._lock:
+            found = self._logs.get(job_id)
+            if found is not None:
+                self._logs.move_to_end(job_id)
+                return found
+            active = job_id in self._active
+            log_ = RowLog(self._committed_rows(job_id), finished=not active)
+            self._logs[job_id] = log_
+            finished = [k for k in self._logs if k not in self._active]
+            for old in finished[: max(0, len(self._logs) - 256)]:  # forget the oldest finished jobs' rows
+                del self._logs[old]
+            return log_
+
+    def _committed_rows(self, job_id: str) -> list[dict[str, Any]]:
+        run_dir = self.folder(job_id) / "run"
+        if not (run_dir / CONFIG).exists():
+            return []
+        return [row.model_dump() for row in dataset(run_dir).rows()]
+
+    # -- running -------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            self.metrics.queue_depth.set(self.queued())
+            if job_id is None:
+                return
+            with self._lock:
+                job = self._active.get(job_id)
+            if job is None:
+                continue
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._active.pop(job_id, None)
+                    rows = self._logs.get(job_id)
+                if rows is not None:
+                    rows.finish()
+                job.done.set()
+
+    def _run(self, job: ActiveJob) -> None:
+        if job.stop.is_set():
+            if job.cancelled:
+                self._finish(job, "cancelled", "cancelled before it started")
+            return  # the server is closing: the job stays queued and resumes on the next start
+        self.store.set_state(job.id, "running")
+        rows = self.rows(job.id)
+        rows.reopen()
+        seen = self.metrics.job_started(job.id, self.live_stats(job.id))
+        log.info("job %s running (%d rows already committed)", job.id, len(rows))
+
+        def on_progress(p: Progress) -> None:
+            job.stats = p.stats
+            rows.extend([r.model_dump() for r in p.rows])
+            self.metrics.job_progress(seen, p.stats)
+            self.store.set_progress(
+                job.id,
+                JobProgress(
+                    stage=p.stage,
+                    round=p.round,
+                    kept=p.kept,
+                    target=p.target,
+                    done=p.done,
+                    total=p.total,
+                    unit=p.unit,
+                    rows=len(rows),
+                ),
+            )
+
+        try:
+            summary = run(job.config, on_progress=on_progress, stop=job.stop, workers=self.pool)
+        except (ConfigError, SeedFileError, RunFolderBusy, TeacherUnavailable) as exc:
+            self._finish(job, "failed", str(exc))
+            return
+        except Exception as exc:  # a bug or a dead teacher: the job fails with the reason, the service lives
+            log.exception("job %s failed", job.id)
+            self._finish(job, "failed", f"{type(exc).__name__}: {exc}")
+            return
+        job.stats = summary
+        if summary.get("stopped") and job.cancelled:
+            self._finish(job, "cancelled", None)
+        elif summary.get("stopped"):
+            log.info("job %s stopped by the server's shutdown: it resumes on the next start", job.id)
+        else:
+            self._finish(job, "succeeded", None)
+
+    def _finish(self, job: ActiveJob, state: JobState, error: str | None) -> None:
+        self.store.set_state(job.id, state, error)
+        self.metrics.jobs_finished.labels(state=state).inc()
+        log.info("job %s %s%s", job.id, state, f": {error}" if error else "")

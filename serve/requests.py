@@ -1,0 +1,136 @@
+"""From a request body to a job's RunConfig, with every refusal a 4xx that says what is wrong.
+
+The body's settings are laid over the server's run file (the defaults), the seed file is found by
+name in the server's seed folder (a name is never a path), and the result is validated by `RunConfig`
+itself, so a setting means the same here as in a YAML file or on the command line. Some settings are
+bounded here too: a request must not be able to ask the shared teacher for unbounded work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from generator.config import RunConfig
+from generator.records import SeedTask
+from generator.seeds import SeedFileError, load_seeds
+from serve.bodies import SEED_NAME, ErrorBody, JobRequest
+from serve.settings import SERVER_FIELDS, ServerSettings
+
+# The most a request may ask for, per setting (the server's own run file is not bounded).
+BOUNDS: dict[str, int] = {
+    "prompts_per_round": 256,
+    "rounds_in_flight": 64,
+    "evolve_rounds": 10,
+    "seeds_in_prompt": 64,
+    "machine_in_prompt": 64,
+    "tasks_per_request": 64,
+    "max_instances": 20,
+    "max_failed_rounds": 100,
+}
+MAX_TOKENS = 4096  # per request, in every sampling setting of a body
+
+
+class BadRequest(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.detail, self.headers = status, message, detail, headers
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+def validation_error_body(errors: Sequence[Any]) -> ErrorBody:
+    """A 422's body: one line naming every field that is wrong, and the per-field list."""
+    detail = []
+    for e in errors:
+        field = _field(e.get("loc", ()))
+        msg = str(e.get("msg", "invalid"))
+        if e.get("type") == "extra_forbidden" and field in SERVER_FIELDS:
+            msg = "a server setting: the server decides the teacher, its endpoint, model and key, the cache, the output folder and the Ray address"
+        elif e.get("type") == "extra_forbidden":
+            msg = "not a setting a request may give"
+        detail.append(
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "field": field,
+                "msg": msg,
+                "type": str(e.get("type", "")),
+            }
+        )
+    summary = "; ".join(f"{d['field']}: {d['msg']}" for d in detail) or "invalid request"
+    return ErrorBody(error=summary, detail=detail)
+
+
+def _bad(field: str, msg: str) -> BadRequest:
+    return BadRequest(
+        422, f"{field}: {msg}", [{"loc": ["body", field], "field": field, "msg": msg, "type": "value_error"}]
+    )
+
+
+def _seed_file(name: str, settings: ServerSettings) -> Path:
+    known = sorted(p.name for p in settings.seeds_dir.glob("*.json*"))
+    if not SEED_NAME.match(name):
+        raise _bad("seeds", f"{name!r} is not a seed file name (a name from GET /v1/seeds, not a path)")
+    path = settings.seeds_dir / name
+    if not path.is_file() or path.resolve().parent != settings.seeds_dir.resolve():
+        raise _bad("seeds", f"no seed file {name!r} on this server; known: {', '.join(known)}")
+    return path
+
+
+def _check_inline(tasks: list[SeedTask]) -> None:
+    if not tasks:
+        raise _bad("seed_tasks", "empty: give at least one seed task")
+    seen: set[str] = set()
+    for i, task in enumerate(tasks):
+        if task.id in seen:
+            raise _bad(f"seed_tasks.{i}.id", f"duplicate id {task.id!r}")
+        seen.add(task.id)
+
+
+def build_config(
+    body: JobRequest, settings: ServerSettings, base: RunConfig, target_limit: int
+) -> tuple[RunConfig, list[SeedTask] | None]:
+    """The job's RunConfig (its folder not yet set) and its inline seed tasks, or a 422."""
+    if body.seeds is not None and body.seed_tasks is not None:
+        raise _bad("seeds", "give `seeds` (a file name) or `seed_tasks` (inline), not both")
+    fields = body.run_fields()
+    for name, limit in BOUNDS.items():
+        value = fields.get(name)
+        if isinstance(value, int) and value > limit:
+            raise _bad(name, f"at most {limit} on this server, got {value}")
+    for name, value in fields.items():
+        if name.endswith("_params") and value is not None and value.max_tokens > MAX_TOKENS:
+            raise _bad(f"{name}.max_tokens", f"at most {MAX_TOKENS} on this server, got {value.max_tokens}")
+    if body.seed_tasks is not None:
+        _check_inline(body.seed_tasks)
+        seeds = base.seeds  # stands in until the job's folder holds the inline file
+    else:
+        seeds = _seed_file(body.seeds or settings.default_seeds, settings)
+        try:
+            load_seeds(seeds)
+        except SeedFileError as exc:
+            raise _bad("seeds", str(exc)) from None
+    data = {**settings.run, **fields, "seeds": seeds}
+    if "target" not in fields:
+        data["target"] = min(int(data.get("target", base.target)), target_limit)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(
+            422, validation_error_body(exc.errors()).error, validation_error_body(exc.errors()).detail
+        ) from None
+    if config.target > target_limit:
+        raise _bad("target", f"at most {target_limit} for this request on this server, got {config.target}")
+    return config, body.seed_tasks
