@@ -246,7 +246,7 @@ class JobExecutor:
         self.store.set_state(job.id, "running")
         rows = self.rows(job.id)
         rows.reopen()
-        seen = self.metrics.job_started(job.id, self.live_stats(job.id))
+        seen = self.metrics.job_started(self.live_stats(job.id))
         log.info("job %s running (%d rows already committed)", job.id, len(rows))
 
         def on_progress(p: Progress) -> None:

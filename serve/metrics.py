@@ -52,11 +52,14 @@ class Metrics:
         )
         self.tokens = Counter("synth_teacher_tokens", "teacher tokens", ["kind"], registry=r)
         self.items = Counter(
-            "synth_items", "items each filter judged, by outcome", ["filter", "outcome"], registry=r
+            "synth_items",
+            "items each filter (by label) kept, and dropped by reason",
+            ["filter", "outcome", "reason"],
+            registry=r,
         )
         r.register(_JobsByState(count_by_state))
 
-    def job_started(self, job_id: str, stats: dict[str, Any] | None) -> dict[str, Flat]:
+    def job_started(self, stats: dict[str, Any] | None) -> dict[str, Flat]:
         """What a (resumed) job had counted before this process ran it: only what it adds counts."""
         return {"last": _flatten(stats)}
 
@@ -73,7 +76,9 @@ class Metrics:
             elif kind == "tokens":
                 self.tokens.labels(kind=labels[0]).inc(delta)
             else:
-                self.items.labels(filter=labels[0], outcome=labels[1]).inc(delta)
+                label, name = labels
+                outcome, _, reason = name.partition("_")  # kept, or dropped_<reason>
+                self.items.labels(filter=label, outcome=outcome, reason=reason).inc(delta)
         seen["last"] = now
 
 
@@ -88,7 +93,6 @@ def _flatten(stats: dict[str, Any] | None) -> Flat:
         flat[("tokens", kind)] = float(teacher.get(f"{kind}_tokens", 0))
     for label, counters in stats.get("filters", {}).items():
         for name, value in counters.items():
-            if name == "total":
-                continue
-            flat[("items", label, name)] = float(value)  # kept, dropped_<reason>
+            if name == "kept" or name.startswith("dropped_"):  # not "total", nor "dropped" (their sum)
+                flat[("items", label, name)] = float(value)
     return flat

@@ -56,7 +56,7 @@ def validation_error_body(errors: Sequence[Any]) -> ErrorBody:
     detail = []
     for e in errors:
         field = _field(e.get("loc", ()))
-        msg = str(e.get("msg", "invalid"))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden" and field in SERVER_FIELDS:
             msg = "a server setting: the server decides the teacher, its endpoint, model and key, the cache, the output folder and the Ray address"
         elif e.get("type") == "extra_forbidden":

@@ -16,9 +16,8 @@ from generator.teachers.scripted import ScriptedTeacher
 
 
 def config(seeds: Path, out: Path, **kw: Any) -> RunConfig:
-    return RunConfig(
-        seeds=seeds, out=out, teacher="openai", model="scripted", cache=False, evolve_rounds=1, **kw
-    )
+    settings: dict[str, Any] = {"evolve_rounds": 1, **kw}
+    return RunConfig(seeds=seeds, out=out, teacher="openai", model="scripted", cache=False, **settings)
 
 
 def test_sources_say_which_stage_wrote_which_rows(ray_session, small_seeds: Path, tmp_path: Path):
@@ -68,3 +67,45 @@ def test_a_grown_bootstrap_redoes_the_evolution(ray_session, small_seeds: Path, 
     boot, evolved = dataset(tmp_path / "grown").parts
     assert [boot.stage, evolved.stage] == ["bootstrap", "evolve"] and len(boot.records) == 40
     assert {r.root_id for r in evolved.records} - first_roots, "the evolution was not redone on the new rows"
+
+
+def test_progress_rows_add_up_to_the_dataset_across_stages_and_a_resume(
+    ray_session, small_seeds: Path, tmp_path: Path
+):
+    # The REST service streams a job's rows from `Progress.rows`: after a stop and a resume, the rows
+    # the folder held plus every later round's rows must be the dataset, in order, with no repeat.
+    stop = threading.Event()
+    before: list[Progress] = []
+
+    def stop_after_two(p: Progress) -> None:
+        before.append(p)
+        if len(before) == 2:
+            stop.set()
+
+    cfg = config(small_seeds, tmp_path / "rows", target=30, prompts_per_round=3)
+    assert run(cfg, teacher=ScriptedTeacher, on_progress=stop_after_two, stop=stop)["stopped"] is True
+    held = [r.model_dump() for r in dataset(tmp_path / "rows").rows()]
+    assert held == [row.model_dump() for p in before for row in p.rows] and held
+
+    after: list[Progress] = []
+    run(cfg, teacher=ScriptedTeacher, on_progress=after.append)
+    streamed = held + [row.model_dump() for p in after for row in p.rows]
+    assert streamed == json.loads((tmp_path / "rows" / "alpaca.json").read_text())
+    assert {p.stage for p in after} == {"bootstrap", "evolve"}
+    assert any(p.rows for p in after if p.stage == "evolve")
+
+
+def test_runs_share_a_worker_pool_and_leave_it_running(ray_session, small_seeds: Path, tmp_path: Path):
+    from generator.worker_pool import start_workers, teacher_settings
+
+    pool = start_workers(teacher_settings(config(small_seeds, tmp_path / "x")), ScriptedTeacher)
+    try:
+        first = run(config(small_seeds, tmp_path / "a", target=5, evolve_rounds=0), workers=pool)
+        actors = pool.workers()
+        second = run(config(small_seeds, tmp_path / "b", target=5, evolve_rounds=0), workers=pool)
+        assert pool.workers() == actors  # the same actors (and teacher) served both runs
+        assert first["counts"]["dataset_instructions"] == second["counts"]["dataset_instructions"] == 5
+        assert (tmp_path / "a" / "alpaca.json").read_bytes() == (tmp_path / "b" / "alpaca.json").read_bytes()
+        assert pool.identity() == ("scripted", "scripted")
+    finally:
+        pool.stop()
