@@ -14,10 +14,9 @@ so no accepted row is lost or repeated) or marks them `interrupted`.
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,16 +70,17 @@ class JobExecutor:
         self.base = teacher_settings(base)
         self.concurrency, self.max_queued = concurrency, max_queued
         self.pool: Workers = start_workers(self.base, teacher)
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._waiting: deque[str] = deque()  # queued job ids, oldest first
         self._active: dict[str, ActiveJob] = {}
         self._logs: OrderedDict[str, RowLog] = OrderedDict()  # recently read jobs' rows
         self._lock = threading.RLock()
+        self._wakeup = threading.Condition(self._lock)  # a job was queued, or the server is closing
         self._threads: list[threading.Thread] = []
         self._runtime: Any = None
         self.ready = threading.Event()
         self.teacher_error: str | None = None
         self.identity: tuple[str, str] | None = None
-        self._closing = False
+        self._closing = False  # set by close(): no job starts after it
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self, on_restart: str) -> None:
@@ -116,13 +116,12 @@ class JobExecutor:
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop every running job after its round in flight commits; they resume on the next start."""
-        self._closing = True
         with self._lock:
+            self._closing = True
             active = list(self._active.values())
+            self._wakeup.notify_all()
         for job in active:
             job.stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
         for job in active:
             job.done.wait(timeout)
         self.pool.stop()
@@ -135,7 +134,7 @@ class JobExecutor:
         return self.jobs_dir / job_id
 
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._waiting)
 
     def submit(
         self,
@@ -168,16 +167,24 @@ class JobExecutor:
         with self._lock:
             self._active[job_id] = ActiveJob(job_id, config)
             self.rows(job_id).reopen()
-        self._queue.put(job_id)
-        self.metrics.queue_depth.set(self.queued())
+            self._waiting.append(job_id)
+            self.metrics.queue_depth.set(self.queued())
+            self._wakeup.notify()
 
     def cancel(self, job_id: str) -> None:
+        """A queued job leaves the queue at once; a running one stops after its round in flight."""
         with self._lock:
             job = self._active.get(job_id)
-        if job is None:
-            return
-        job.cancelled = True
-        job.stop.set()  # a running job stops after its round in flight; a queued one never starts
+            if job is None:
+                return
+            job.cancelled = True
+            job.stop.set()
+            if job_id not in self._waiting:
+                return
+            self._waiting.remove(job_id)
+            self.metrics.queue_depth.set(self.queued())
+        self._finish(job, "cancelled", "cancelled before it started")
+        self._forget(job)
 
     def wait(self, job_id: str, timeout: float | None = None) -> bool:
         with self._lock:
@@ -203,9 +210,12 @@ class JobExecutor:
             if found is not None:
                 self._logs.move_to_end(job_id)
                 return found
-            active = job_id in self._active
-            log_ = RowLog(self._committed_rows(job_id), finished=not active)
-            self._logs[job_id] = log_
+            if job_id in self._active:  # queued: its folder holds what a resumed job committed
+                log_ = self._logs[job_id] = RowLog(self._committed_rows(job_id))
+                return log_
+        rows = self._committed_rows(job_id)  # a finished job: read without holding up the others
+        with self._lock:
+            log_ = self._logs.setdefault(job_id, RowLog(rows, finished=True))
             finished = [k for k in self._logs if k not in self._active]
             for old in finished[: max(0, len(self._logs) - 256)]:  # forget the oldest finished jobs' rows
                 del self._logs[old]
@@ -220,29 +230,28 @@ class JobExecutor:
     # -- running -------------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            job_id = self._queue.get()
-            self.metrics.queue_depth.set(self.queued())
-            if job_id is None:
-                return
             with self._lock:
-                job = self._active.get(job_id)
-            if job is None:
-                continue
+                while not self._waiting and not self._closing:
+                    self._wakeup.wait()
+                if self._closing:
+                    return  # queued jobs stay queued in the store and run on the next start
+                job = self._active[self._waiting.popleft()]
+                self.metrics.queue_depth.set(self.queued())
             try:
                 self._run(job)
             finally:
-                with self._lock:
-                    self._active.pop(job_id, None)
-                    rows = self._logs.get(job_id)
-                if rows is not None:
-                    rows.finish()
-                job.done.set()
+                self._forget(job)
+
+    def _forget(self, job: ActiveJob) -> None:
+        """The job is over in this process: its rows are complete, its waiters are woken."""
+        with self._lock:
+            self._active.pop(job.id, None)
+            rows = self._logs.get(job.id)
+        if rows is not None:
+            rows.finish()
+        job.done.set()
 
     def _run(self, job: ActiveJob) -> None:
-        if job.stop.is_set():
-            if job.cancelled:
-                self._finish(job, "cancelled", "cancelled before it started")
-            return  # the server is closing: the job stays queued and resumes on the next start
         self.store.set_state(job.id, "running")
         rows = self.rows(job.id)
         rows.reopen()
