@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from generator.workers import TeacherFactory
 from serve.auth import ApiKeys
@@ -38,6 +39,7 @@ RETRY_AFTER_S = 10
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {
+        400: "the body could not be read as JSON",
         401: "no API key, or an unknown one",
         404: "no such job (or another key's job)",
         409: "the job has not finished",
@@ -99,7 +101,10 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         body = ErrorBody(error=str(exc.detail)).model_dump()
-        return JSONResponse(body, exc.status_code, getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
+        return JSONResponse(body, exc.status_code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -175,7 +180,7 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
     @app.post(
         "/v1/generate",
         response_model=GenerateResponse,
-        responses=_errors(401, 413, 422, 429, 502, 503),
+        responses=_errors(400, 401, 413, 422, 429, 502, 503),
         tags=["generation"],
     )
     def generate(body: JobRequest, owner: str = Depends(auth)) -> GenerateResponse:  # type: ignore[valid-type]
@@ -196,7 +201,7 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         "/v1/jobs",
         response_model=JobInfo,
         status_code=202,
-        responses=_errors(401, 413, 422, 429),
+        responses=_errors(400, 401, 413, 422, 429),
         tags=["jobs"],
     )
     def create_job(body: JobRequest, response: Response, owner: str = Depends(auth)) -> JobInfo:  # type: ignore[valid-type]
@@ -325,3 +330,12 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         return StreamingResponse(lines(), media_type=NDJSON)
 
     return app
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)

@@ -10,14 +10,26 @@ inline, in the Self-Instruct seed schema.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Le
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from generator.config import RunConfig
 from generator.records import AlpacaRow, SeedTask
 from serve.settings import SERVER_FIELDS
 
+# The most a request may ask of the shared teacher, per setting (the server's own run file is not bounded).
+BOUNDS: dict[str, int] = {
+    "prompts_per_round": 256,
+    "rounds_in_flight": 64,
+    "evolve_rounds": 10,
+    "seeds_in_prompt": 64,
+    "machine_in_prompt": 64,
+    "tasks_per_request": 64,
+    "max_instances": 20,
+    "max_failed_rounds": 100,
+}
 SEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CLIENT_FIELDS = [name for name in RunConfig.model_fields if name not in SERVER_FIELDS | {"seeds"}]
 
@@ -35,14 +47,19 @@ class _Body(BaseModel):
     )
 
     def run_fields(self) -> dict[str, Any]:
-        """The RunConfig settings the body gives (unset ones keep the server's defaults)."""
-        return {name: getattr(self, name) for name in CLIENT_FIELDS if name in self.model_fields_set}
+        """The RunConfig settings the body gives; unset or null ones keep the server's defaults."""
+        return {name: value for name in CLIENT_FIELDS if (value := getattr(self, name)) is not None}
 
 
 def _client_field(name: str) -> tuple[Any, Any]:
-    """RunConfig's field as an optional body field: same type and description; RunConfig validates it."""
+    """RunConfig's field as an optional body field: its type, constraints and description, plus the
+    server's bound on it (null: the server's default). RunConfig validates the whole config again."""
     info = RunConfig.model_fields[name]
-    return (info.annotation | None, Field(None, description=info.description))  # type: ignore[operator]
+    constraints = [*info.metadata, *([Le(BOUNDS[name])] if name in BOUNDS else [])]
+    annotation: Any = info.annotation
+    if constraints:
+        annotation = Annotated.__class_getitem__((annotation, *constraints))  # type: ignore[attr-defined]
+    return (annotation | None, Field(None, description=info.description))
 
 
 # POST /v1/jobs and POST /v1/generate take the same body.

@@ -17,20 +17,9 @@ from pydantic import ValidationError
 from generator.config import RunConfig
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
-from serve.bodies import SEED_NAME, ErrorBody, JobRequest
+from serve.bodies import BOUNDS, SEED_NAME, ErrorBody, JobRequest
 from serve.settings import SERVER_FIELDS, ServerSettings
 
-# The most a request may ask for, per setting (the server's own run file is not bounded).
-BOUNDS: dict[str, int] = {
-    "prompts_per_round": 256,
-    "rounds_in_flight": 64,
-    "evolve_rounds": 10,
-    "seeds_in_prompt": 64,
-    "machine_in_prompt": 64,
-    "tasks_per_request": 64,
-    "max_instances": 20,
-    "max_failed_rounds": 100,
-}
 MAX_TOKENS = 4096  # per request, in every sampling setting of a body
 
 
