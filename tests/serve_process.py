@@ -88,7 +88,7 @@ class ServiceProcess:
         return code if code is not None else -9
 
     def __enter__(self) -> ServiceProcess:
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
