@@ -19,6 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# A job's progress is in its state (GET /v1/jobs/{id}) and in the log, not in a progress bar per job
+# on the server's terminal. tqdm reads this when it is first imported, below.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 from pydantic import ValidationError
 
 from generator.config import ConfigError, load_config

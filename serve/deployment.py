@@ -17,6 +17,8 @@ import signal
 import threading
 from typing import Any
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # job progress is in job states and logs, not bars
+
 from ray import serve
 from ray.serve import Application
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class ActiveJob:
     cancelled: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     stats: dict[str, Any] | None = None
+    started: float = 0.0  # time.monotonic() when this process began running it
 
 
 class JobExecutor:
@@ -252,6 +254,7 @@ class JobExecutor:
         job.done.set()
 
     def _run(self, job: ActiveJob) -> None:
+        job.started = time.monotonic()
         self.store.set_state(job.id, "running")
         rows = self.rows(job.id)
         rows.reopen()
@@ -296,4 +299,13 @@ class JobExecutor:
     def _finish(self, job: ActiveJob, state: JobState, error: str | None) -> None:
         self.store.set_state(job.id, state, error)
         self.metrics.jobs_finished.labels(state=state).inc()
-        log.info("job %s %s%s", job.id, state, f": {error}" if error else "")
+        ran = f" after {time.monotonic() - job.started:.2f} s" if job.started else ""
+        rows = self._logs.get(job.id)
+        log.info(
+            "job %s %s%s (%d rows)%s",
+            job.id,
+            state,
+            ran,
+            len(rows) if rows else 0,
+            f": {error}" if error else "",
+        )
