@@ -24,7 +24,7 @@ from starlette.routing import Match
 from generator.workers import TeacherFactory
 from serve.auth import ApiKeys
 from serve.bodies import ErrorBody, GenerateResponse, Health, JobInfo, JobList, JobRequest, Ready
-from serve.executor import JobExecutor, QueueFull
+from serve.executor import JobExecutor, OwnerBusy, QueueFull
 from serve.jobs import JobStore, job_info
 from serve.metrics import Metrics
 from serve.middleware import BodyLimitAndMetrics
@@ -128,17 +128,12 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
 
     def submit(body: JobRequest, owner: str, kind: str, target_limit: int) -> str:
         config, seed_tasks = build_config(body, settings, base, target_limit)
-        if store.count_active(owner) >= settings.max_jobs_per_key:
-            raise BadRequest(
-                429,
-                f"this key has {settings.max_jobs_per_key} jobs queued or running (the limit); "
-                "wait for one to finish or cancel one",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
+        request = body.model_dump(mode="json", exclude_unset=True)
         try:
-            return executor.submit(
-                owner, kind, body.model_dump(mode="json", exclude_unset=True), config, seed_tasks
-            )
+            return executor.submit(owner, kind, request, config, seed_tasks, settings.max_jobs_per_key)
+        except OwnerBusy as exc:
+            message = f"{exc}; wait for one to finish, or cancel one"
+            raise BadRequest(429, message, headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         except QueueFull as exc:
             raise BadRequest(
                 429, f"the server is busy: {exc}", headers={"Retry-After": str(RETRY_AFTER_S)}
@@ -146,12 +141,12 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
 
     # -- health --------------------------------------------------------------------------------------
     @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
+    async def healthz() -> Health:
         """Liveness: answers while the teacher is loading, busy or down."""
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Ready, responses={503: {"model": Ready}}, tags=["health"])
-    def readyz(response: Response) -> Ready:
+    async def readyz(response: Response) -> Ready:
         """Readiness: the teacher is loaded (with the embedded teacher, its vLLM engine is up)."""
         if executor.ready.is_set() and executor.identity is not None:
             backend, model = executor.identity
@@ -183,19 +178,19 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         responses=_errors(400, 401, 413, 422, 429, 502, 503),
         tags=["generation"],
     )
-    def generate(body: JobRequest, owner: str = Depends(auth)) -> GenerateResponse:  # type: ignore[valid-type]
+    async def generate(body: JobRequest, owner: str = Depends(auth)) -> GenerateResponse:  # type: ignore[valid-type]
         """Grow a small dataset and answer with its rows (`target` up to the server's limit, 50 by default)."""
-        job_id = submit(body, owner, "generate", settings.generate_max_target)
-        executor.wait(job_id)
-        row = store.get(job_id)
+        job_id = await run_in_threadpool(submit, body, owner, "generate", settings.generate_max_target)
+        await executor.ended(job_id)  # no thread waits: a stalled teacher cannot starve other routes
+        row = await run_in_threadpool(store.get, job_id)
         assert row is not None
         if row["state"] == "failed":
             raise BadRequest(502, f"the generation failed: {row['error']}")
         if row["state"] != "succeeded":
             raise BadRequest(503, f"the generation was {row['state']} (the server is shutting down)")
-        return GenerateResponse(
-            job_id=job_id, rows=executor.rows(job_id).snapshot(), stats=executor.live_stats(job_id) or {}
-        )
+        rows = await run_in_threadpool(executor.rows, job_id)
+        stats = await run_in_threadpool(executor.live_stats, job_id)
+        return GenerateResponse(job_id=job_id, rows=rows.snapshot(), stats=stats or {})
 
     @app.post(
         "/v1/jobs",

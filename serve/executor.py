@@ -13,6 +13,7 @@ so no accepted row is lost or repeated) or marks them `interrupted`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import threading
@@ -45,6 +46,10 @@ class QueueFull(Exception):
     """No room for another job; the caller should come back later."""
 
 
+class OwnerBusy(QueueFull):
+    """The caller has as many jobs queued or running as it may."""
+
+
 @dataclass
 class ActiveJob:
     id: str
@@ -54,6 +59,7 @@ class ActiveJob:
     done: threading.Event = field(default_factory=threading.Event)
     stats: dict[str, Any] | None = None
     started: float = 0.0  # time.monotonic() when this process began running it
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
 
 
 class JobExecutor:
@@ -91,17 +97,19 @@ class JobExecutor:
         self._runtime.__enter__()  # held until close(): every job's run() shares this Ray
         threading.Thread(target=self._load_teacher, name="teacher-loader", daemon=True).start()
         for row in self.store.active():
-            if on_restart == "resume":
-                log.info(
-                    "job %s was %s when the server stopped: queued again to resume", row["id"], row["state"]
-                )
-                self.store.set_state(row["id"], "queued")
-                self._enqueue(
-                    row["id"], RunConfig.model_validate(read_json(self.folder(row["id"]) / "request.json"))
-                )
-            else:
-                log.info("job %s was %s when the server stopped: marked interrupted", row["id"], row["state"])
-                self.store.set_state(row["id"], "interrupted", "the server stopped while the job ran")
+            job_id, was = row["id"], row["state"]
+            if on_restart != "resume":
+                log.info("job %s was %s when the server stopped: marked interrupted", job_id, was)
+                self.store.set_state(job_id, "interrupted", "the server stopped while the job ran")
+                continue
+            try:
+                config = RunConfig.model_validate(read_json(self.folder(job_id) / "request.json"))
+            except (OSError, ValueError) as exc:  # a folder damaged by hand: say so, start the rest
+                self.store.set_state(job_id, "failed", f"cannot resume: {exc}")
+                continue
+            log.info("job %s was %s when the server stopped: queued again to resume", job_id, was)
+            self.store.set_state(job_id, "queued")
+            self._enqueue(job_id, config)
         for i in range(self.concurrency):
             t = threading.Thread(target=self._work, name=f"job-runner-{i}", daemon=True)
             t.start()
@@ -145,9 +153,24 @@ class JobExecutor:
         request: dict[str, Any],
         config: RunConfig,
         seed_tasks: list[SeedTask] | None = None,
+        max_per_owner: int | None = None,
     ) -> str:
         """Store and queue a job. `config` is the job's RunConfig less its folder (set here); inline
         `seed_tasks` are written to the job's folder and become its seed file."""
+        with self._lock:  # the checks and the queueing at once: two requests cannot both take the last place
+            return self._submit(owner, kind, request, config, seed_tasks, max_per_owner)
+
+    def _submit(
+        self,
+        owner: str,
+        kind: str,
+        request: dict[str, Any],
+        config: RunConfig,
+        seed_tasks: list[SeedTask] | None,
+        max_per_owner: int | None,
+    ) -> str:
+        if max_per_owner is not None and self.store.count_active(owner) >= max_per_owner:
+            raise OwnerBusy(f"this key has {max_per_owner} jobs queued or running (the limit)")
         if self.queued() >= self.max_queued:
             raise QueueFull(f"{self.queued()} jobs are waiting (the limit is {self.max_queued})")
         job_id = secrets.token_hex(8)
@@ -192,6 +215,16 @@ class JobExecutor:
         with self._lock:
             job = self._active.get(job_id)
         return True if job is None else job.done.wait(timeout)
+
+    async def ended(self, job_id: str) -> None:
+        """Wait, on the event loop and holding no thread, until the job has ended in this process."""
+        event = asyncio.Event()
+        with self._lock:
+            job = self._active.get(job_id)
+            if job is None or job.done.is_set():
+                return
+            job.waiters.append((asyncio.get_running_loop(), event))
+        await event.wait()
 
     def live_stats(self, job_id: str) -> dict[str, Any] | None:
         """stats.json as the running job last reported it, else as its folder holds it."""
@@ -251,7 +284,11 @@ class JobExecutor:
             rows = self._logs.get(job.id)
         if rows is not None:
             rows.finish()
-        job.done.set()
+        with self._lock:
+            job.done.set()
+            waiters, job.waiters = job.waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
 
     def _run(self, job: ActiveJob) -> None:
         job.started = time.monotonic()

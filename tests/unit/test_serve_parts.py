@@ -62,7 +62,6 @@ def test_a_body_sets_runconfig_fields_over_the_servers_defaults(settings: Server
         ),
         ({"seeds": "broken.jsonl"}, "seeds: "),
         ({"target": 51}, "target: at most 50"),
-        ({"rounds_in_flight": 65}, "rounds_in_flight: at most 64"),
         ({"propose_params": {"max_tokens": 5000}}, "propose_params.max_tokens: at most 4096"),
         ({"instruction_filters": [{"name": "nope"}]}, "instruction_filters: "),
         (
@@ -78,6 +77,14 @@ def test_refusals_name_the_field(settings: ServerSettings, body: dict, message: 
     with pytest.raises(BadRequest) as err:
         build(settings, body)
     assert err.value.status == 422 and err.value.message.startswith(message), err.value.message
+
+
+def test_the_servers_bounds_are_in_the_body_schema():
+    schema = JobRequest.model_json_schema()["properties"]
+    assert {"maximum": 64, "minimum": 1, "type": "integer"} in schema["rounds_in_flight"]["anyOf"]
+    with pytest.raises(ValidationError) as err:
+        JobRequest.model_validate({"rounds_in_flight": 65})
+    assert err.value.errors()[0]["loc"] == ("rounds_in_flight",)
 
 
 def test_inline_seed_tasks(settings: ServerSettings):
