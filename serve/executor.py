@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import signal
 import threading
 import time
 from collections import OrderedDict, deque
@@ -93,8 +94,14 @@ class JobExecutor:
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self, on_restart: str) -> None:
         """Start Ray (or join it), load the teacher in the background, and pick up left-over jobs."""
+        # ray.init puts its own SIGTERM handler (exit at once) in place of the server's (stop gracefully)
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         self._runtime = ray_runtime(self.base.ray_address)
         self._runtime.__enter__()  # held until close(): every job's run() shares this Ray
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
         threading.Thread(target=self._load_teacher, name="teacher-loader", daemon=True).start()
         for row in self.store.active():
             job_id, was = row["id"], row["state"]
@@ -176,7 +183,9 @@ class JobExecutor:
         job_id = secrets.token_hex(8)
         folder = self.folder(job_id)
         folder.mkdir(parents=True)
-        config = config.model_copy(update={"out": folder / "run", "run_name": job_id})
+        # The job runs on the shared pool: its config.json says so (workers, in-flight limit).
+        pool = {"num_workers": self.base.num_workers, "max_in_flight": self.base.max_in_flight}
+        config = config.model_copy(update={"out": folder / "run", "run_name": job_id, **pool})
         if seed_tasks is not None:
             seeds = folder / "seeds.jsonl"
             seeds.write_text(
