@@ -117,3 +117,28 @@ def test_kill_9_with_a_job_in_flight_then_restart(teacher: FakeOpenAI, tmp_path:
         rows = [json.loads(x) for x in client.get(f"/v1/jobs/{slow_id}/items", headers=H).iter_lines() if x]
         assert rows[:2] == kept and len(rows) >= 2  # what it accepted stays readable
     teacher.delay = 0.0
+
+
+def test_sigterm_stops_a_job_after_its_round_and_the_next_start_resumes_it(
+    teacher: FakeOpenAI, tmp_path: Path
+):
+    body = {"target": 150, "seed": 4, "prompts_per_round": 4}
+    teacher.delay = 0.3  # the job is far from done when the signal comes
+    first = service(teacher, tmp_path).start()
+    job_id = httpx.post(f"{first.url}/v1/jobs", json=body, headers=H).json()["id"]
+    seen = stream_some(first.url, job_id, 2)
+    code = first.stop()  # SIGTERM: uvicorn's graceful shutdown, the job's round in flight commits
+    assert code in (0, -15) and "Application shutdown complete" in first.log_text()
+    assert "stopped by the server's shutdown" in first.log_text()
+    run_dir = tmp_path / "data" / "jobs" / job_id / "run"
+    committed = json.loads((run_dir / "state.json").read_text())["bootstrap"]["round"]
+
+    teacher.delay = 0.0
+    with service(teacher, tmp_path) as second, httpx.Client(base_url=second.url, timeout=120) as client:
+        done = wait_until_finished(client, job_id)
+        assert done["state"] == "succeeded" and done["progress"]["kept"] >= 150
+        rows = [json.loads(x) for x in client.get(f"/v1/jobs/{job_id}/items", headers=H).iter_lines() if x]
+        assert rows[:2] == seen and rows == client.get(f"/v1/jobs/{job_id}/dataset", headers=H).json()
+    assert f"resuming bootstrap in {run_dir} after round {committed}" in (tmp_path / "serve.log").read_text()
+    ids = [r["id"] for r in read_jsonl(run_dir / "instructions.jsonl")]
+    assert len(ids) == len(set(ids))
