@@ -143,7 +143,9 @@ class Runner:
         # The clock runs from here: actor start-up is not the stage's work (wall_time_s, tokens/s).
         started, elapsed_before = time.monotonic(), stats.elapsed_s
         failed_rounds = 0
-        in_dataset = len(stage.contribution(inputs, records))  # the stage's dataset records so far
+        # The stage's records in the dataset so far; `Progress.rows` are those a round adds (only
+        # worked out for a caller who listens: it walks the stage's records once a round).
+        in_dataset = len(stage.contribution(inputs, records)) if self.on_progress else 0
         bar = tqdm(total=stage.total(), unit=stage.unit, desc=stage.name, dynamic_ncols=True)
         rounds = run.rounds()
         try:
@@ -176,9 +178,6 @@ class Runner:
                     summary = self.summary(None)
                     write_json_atomic(self.folder.file(STATS), summary)
                 records.extend(done.records)
-                part = stage.contribution(inputs, records)
-                new_rows = [row for r in part[in_dataset:] for row in alpaca_rows(r)]
-                in_dataset = len(part)
                 log.info("%s %s", stage.name, done.summary)
                 bar.set_postfix(
                     round=done.round,
@@ -186,6 +185,9 @@ class Runner:
                     tok_s=f"{stats.tokens('generated') / max(stats.elapsed_s, 1e-9):.0f}",
                 )
                 if self.on_progress is not None:
+                    part = stage.contribution(inputs, records)
+                    new_rows = [row for r in part[in_dataset:] for row in alpaca_rows(r)]
+                    in_dataset = len(part)
                     self.on_progress(
                         Progress(
                             stage.name,

@@ -12,6 +12,7 @@ workers are ordinary Ray actors, placed by the cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -40,8 +41,10 @@ Deployment = serve.deployment(name="synth-instruct", num_replicas=1, max_ongoing
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """`serve run serve.deployment:build_app key=value ...`: ServerSettings fields as arguments."""
-    return Deployment.bind(ServerSettings.model_validate(args).model_dump(mode="json"))
+    """`serve run serve.deployment:build_app key=value ...`: ServerSettings fields as arguments; a
+    list or mapping (`api_keys`, `run`) is given as JSON (`api_keys='["k1"]'`)."""
+    parsed = {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in args.items()}
+    return Deployment.bind(ServerSettings.model_validate(parsed).model_dump(mode="json"))
 
 
 def serve_on_ray(settings: ServerSettings) -> int:

@@ -110,8 +110,8 @@ class JobExecutor:
                 self.store.set_state(job_id, "interrupted", "the server stopped while the job ran")
                 continue
             try:
-                config = RunConfig.model_validate(read_json(self.folder(job_id) / "request.json"))
-            except (OSError, ValueError) as exc:  # a folder damaged by hand: say so, start the rest
+                config = RunConfig.model_validate_json(row["config"])
+            except ValueError as exc:  # made by another version whose settings this one lacks
                 self.store.set_state(job_id, "failed", f"cannot resume: {exc}")
                 continue
             log.info("job %s was %s when the server stopped: queued again to resume", job_id, was)
@@ -192,8 +192,7 @@ class JobExecutor:
                 "".join(t.model_dump_json(exclude_none=True) + "\n" for t in seed_tasks), "utf-8"
             )
             config = config.model_copy(update={"seeds": seeds})
-        (folder / "request.json").write_text(config.model_dump_json(indent=2), "utf-8")
-        self.store.create(job_id, owner, kind, request)
+        self.store.create(job_id, owner, kind, request, config.model_dump_json())
         self._enqueue(job_id, config)
         return job_id
 

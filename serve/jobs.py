@@ -1,6 +1,7 @@
 """The job store: jobs, their owners, requests, states and progress in SQLite (WAL).
 
-A job's rows are not here: they live in its run folder (`<data-dir>/jobs/<id>/run`), committed round
+The job's full RunConfig is kept with it, so a restarted server resumes it as it was asked. A job's
+rows are not here: they live in its run folder (`<data-dir>/jobs/<id>/run`), committed round
 by round like any CLI run's, so a job resumes the way a CLI run does. This file only says which jobs
 exist, whose they are, and where each stands. Owners are stored as a hash of their key, never the key.
 """
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     kind TEXT NOT NULL,
     state TEXT NOT NULL,
     request TEXT NOT NULL,
+    config TEXT NOT NULL,
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
@@ -59,10 +61,12 @@ class JobStore:
             return self._db.execute(sql, args).fetchall()
 
     # -- writes --------------------------------------------------------------------------------------
-    def create(self, job_id: str, owner: str, kind: str, request: dict[str, Any]) -> None:
+    def create(self, job_id: str, owner: str, kind: str, request: dict[str, Any], config: str) -> None:
+        """A queued job: the body it was asked with, and the RunConfig (JSON) it runs with."""
         self._exec(
-            "INSERT INTO jobs (id, owner, kind, state, request, created_at) VALUES (?, ?, ?, 'queued', ?, ?)",
-            (job_id, owner, kind, json.dumps(request), time.time()),
+            "INSERT INTO jobs (id, owner, kind, state, request, config, created_at)"
+            " VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+            (job_id, owner, kind, json.dumps(request), config, time.time()),
         )
 
     def set_state(self, job_id: str, state: JobState, error: str | None = None) -> None:
