@@ -101,9 +101,16 @@ def test_runs_share_a_worker_pool_and_leave_it_running(ray_session, small_seeds:
     pool = start_workers(teacher_settings(config(small_seeds, tmp_path / "x")), ScriptedTeacher)
     try:
         first = run(config(small_seeds, tmp_path / "a", target=5, evolve_rounds=0), workers=pool)
-        actors = pool.workers()
+        actors = list(pool.workers())
         second = run(config(small_seeds, tmp_path / "b", target=5, evolve_rounds=0), workers=pool)
-        assert pool.workers() == actors  # the same actors (and teacher) served both runs
+        assert pool.workers() == actors  # neither run stopped the pool, nor started its own
+        import ray
+
+        assert ray.get(actors[0].identity.remote()) == ("scripted", "scripted")  # still alive
+        # the same workers answered both runs' requests
+        window = pool.window_report()
+        assert window is not None
+        assert window["answers"] >= first["teacher"]["requests"] + second["teacher"]["requests"]
         assert first["counts"]["dataset_instructions"] == second["counts"]["dataset_instructions"] == 5
         assert (tmp_path / "a" / "alpaca.json").read_bytes() == (tmp_path / "b" / "alpaca.json").read_bytes()
         assert pool.identity() == ("scripted", "scripted")
