@@ -12,7 +12,8 @@ process) and each number of concurrent clients N, three ways of growing the same
 - stream: N clients POST /v1/jobs and read the job's rows as NDJSON until the job ends.
 
 Every client makes `--requests` requests, one after another, each with its own seed (the same seeds
-in the three ways, so the same rows). Latency is per request, from its start until its last row;
+in the three ways, so the same rows), after one untimed request per client that warms the way's Ray
+worker processes. Latency is per request, from its start until its last row;
 rows/s is every row over the phase's wall time. The overhead is the service's p50 against the direct
 p50 of the same N and teacher, measured in the same run (goal: at most 5%).
 """
@@ -165,6 +166,9 @@ def measure(teacher: str, args: argparse.Namespace, tmp: Path) -> list[dict[str,
         for n in args.clients:
             row: dict[str, Any] = {"teacher": teacher, "clients": n}
             for name, one in (("direct", direct), ("generate", generate), ("stream", stream)):
+                # Untimed first: N requests at once start N pool actors, so N Ray worker processes;
+                # warmed, each way reuses its Ray's idle workers as the others do.
+                clients(n, 1, one)
                 row[name] = clients(n, args.requests, one)
                 print(f"{teacher:9} {n:3} clients  {name:8} p50 {row[name]['p50']:.3f} s  "
                       f"p99 {row[name]['p99']:.3f} s  {row[name]['rows_s']:.1f} rows/s", flush=True)  # fmt: skip

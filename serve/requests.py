@@ -8,6 +8,7 @@ bounded here too: a request must not be able to ask the shared teacher for unbou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,16 @@ def _seed_file(name: str, settings: ServerSettings) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=64)
+def _seed_file_problem(path: Path, mtime_ns: int, size: int) -> str | None:
+    """What is wrong with a seed file, checked once per version of the file (every request names one)."""
+    try:
+        load_seeds(path)
+    except SeedFileError as exc:
+        return str(exc)
+    return None
+
+
 def _check_inline(tasks: list[SeedTask]) -> None:
     if not tasks:
         raise _bad("seed_tasks", "empty: give at least one seed task")
@@ -107,10 +118,10 @@ def build_config(
         seeds = base.seeds  # stands in until the job's folder holds the inline file
     else:
         seeds = _seed_file(body.seeds or settings.default_seeds, settings)
-        try:
-            load_seeds(seeds)
-        except SeedFileError as exc:
-            raise _bad("seeds", str(exc)) from None
+        stat = seeds.stat()
+        problem = _seed_file_problem(seeds, stat.st_mtime_ns, stat.st_size)
+        if problem:
+            raise _bad("seeds", problem)
     data = {**settings.run, **fields, "seeds": seeds}
     if "target" not in fields:
         data["target"] = min(int(data.get("target", base.target)), target_limit)
