@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'Authorization: Bearer <key>'. Teacher flags are those of python -m generator.run.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(
         "--data-dir",
         type=Path,

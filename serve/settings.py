@@ -69,7 +69,7 @@ class ServerSettings(BaseModel):
     max_jobs_per_key: int = Field(4, ge=1, description="queued and running jobs a key may have at once")
     concurrency: int = Field(2, ge=1, description="jobs that run at once (they share the teacher)")
     max_queued: int = Field(32, ge=0, description="jobs waiting for a slot; beyond it, 429")
-    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body in bytes (413 beyond)")
     on_restart: Literal["resume", "interrupt"] = "resume"
     # the teacher and the rest of the base run config (RunConfig fields, as the run file and flags set them)
     run: dict[str, Any] = Field(default_factory=dict)
