@@ -51,6 +51,13 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at each checkpoint
             self._db.executescript(_SCHEMA)
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a store made by an earlier version up to this schema (columns added since)."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "config" not in columns:  # its jobs cannot be resumed (no config): they fail with that reason
+            self._db.execute("ALTER TABLE jobs ADD COLUMN config TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:

@@ -183,3 +183,25 @@ def test_metrics_count_what_each_round_adds():
     assert value("synth_items_total", {"filter": "rouge_l", "outcome": "kept", "reason": ""}) == 7
     assert value("synth_jobs", {"state": "running"}) == 1 and value("synth_jobs", {"state": "failed"}) == 0
     assert json.dumps(stats)  # untouched
+
+
+def test_a_store_from_before_the_config_column_is_upgraded(tmp_path: Path):
+    import sqlite3
+
+    from serve.jobs import JobStore
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite")
+    old.executescript(
+        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, owner TEXT NOT NULL,"
+        " kind TEXT NOT NULL, state TEXT NOT NULL, request TEXT NOT NULL, created_at REAL NOT NULL,"
+        " started_at REAL, finished_at REAL, error TEXT, progress TEXT NOT NULL DEFAULT '{}');"
+        " INSERT INTO jobs (id, owner, kind, state, request, created_at) VALUES ('old', 'o', 'job', 'running', '{}', 1);"
+    )
+    old.commit()
+    old.close()
+    store = JobStore(tmp_path / "jobs.sqlite")
+    store.create("new", "o", "job", {"target": 1}, '{"seeds": "x"}')
+    assert store.get("new")["config"] == '{"seeds": "x"}'
+    assert store.get("old")["config"] == ""  # the executor fails it with "cannot resume" at start
+    assert [r["id"] for r in store.active()] == ["old", "new"]
+    store.close()
