@@ -215,7 +215,7 @@ def test_seed_files(client: httpx.Client):
 
 
 def test_job_lifecycle_streams_resume_with_no_gap_and_no_repeat(client: httpx.Client, teacher: FakeOpenAI):
-    teacher.delay = 0.05  # slow enough that the streams start while the job runs
+    teacher.delay = 0.1  # slow enough that the streams start while the job runs
     try:
         r = client.post("/v1/jobs", json={"target": 60, "seed": 11}, headers=headers(A))
         assert r.status_code == 202
