@@ -201,9 +201,10 @@ def run(
     try:
         check_config(folder, resolved)
         with ray_runtime(resolved.ray_address):
-            make = teacher or (workers.make_teacher if workers else None)
-            assert make is not None
-            return Runner(resolved, folder, make, on_progress, stop, workers).run()
+            if workers is not None:  # shared with other runs: it stays up after this one
+                return Runner(resolved, folder, workers, on_progress, stop, owns_workers=False).run()
+            assert teacher is not None
+            return Runner(resolved, folder, Workers(resolved, teacher), on_progress, stop).run()
     finally:
         folder.unlock()
 

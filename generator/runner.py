@@ -30,7 +30,6 @@ from generator.stages.base import Progress, Resumed, Stage
 from generator.state import RunState, StageState
 from generator.stats import RunStats
 from generator.worker_pool import Workers
-from generator.workers import TeacherFactory
 
 log = logging.getLogger("synth_instruct")
 
@@ -64,16 +63,16 @@ class Runner:
         self,
         cfg: RunConfig,
         folder: RunFolder,
-        make_teacher: TeacherFactory,
+        workers: Workers,
         on_progress: ProgressCallback | None = None,
         stop: threading.Event | None = None,
-        workers: Workers | None = None,
+        owns_workers: bool = True,
     ) -> None:
         self.cfg, self.folder = cfg, folder
         self.stages: list[Stage] = plan(cfg)
-        # A pool passed in is shared with other runs (the REST service's one teacher): it stays up.
-        self.owns_workers = workers is None
-        self.context = workers or Workers(cfg, make_teacher)
+        self.context = workers
+        # False: a pool shared with other runs (the REST service's one teacher), left up at the end.
+        self.owns_workers = owns_workers
         self.on_progress = on_progress
         self.stop = stop or threading.Event()
         self.state = RunState()

@@ -219,11 +219,6 @@ class JobExecutor:
         self._finish(job, "cancelled", "cancelled before it started")
         self._forget(job)
 
-    def wait(self, job_id: str, timeout: float | None = None) -> bool:
-        with self._lock:
-            job = self._active.get(job_id)
-        return True if job is None else job.done.wait(timeout)
-
     async def ended(self, job_id: str) -> None:
         """Wait, on the event loop and holding no thread, until the job has ended in this process."""
         event = asyncio.Event()
@@ -301,8 +296,7 @@ class JobExecutor:
     def _run(self, job: ActiveJob) -> None:
         job.started = time.monotonic()
         self.store.set_state(job.id, "running")
-        rows = self.rows(job.id)
-        rows.reopen()
+        rows = self.rows(job.id)  # reopened when the job was queued
         seen = self.metrics.job_started(self.live_stats(job.id))
         log.info("job %s running (%d rows already committed)", job.id, len(rows))
 

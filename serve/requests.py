@@ -3,7 +3,8 @@
 The body's settings are laid over the server's run file (the defaults), the seed file is found by
 name in the server's seed folder (a name is never a path), and the result is validated by `RunConfig`
 itself, so a setting means the same here as in a YAML file or on the command line. Some settings are
-bounded here too: a request must not be able to ask the shared teacher for unbounded work.
+bounded (`bodies.BOUNDS`, in the body's schema; `max_tokens` here): a request must not be able to ask
+the shared teacher for unbounded work.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from generator.config import RunConfig
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
-from serve.bodies import BOUNDS, SEED_NAME, ErrorBody, JobRequest
+from serve.bodies import SEED_NAME, ErrorBody, JobRequest
 from serve.settings import SERVER_FIELDS, ServerSettings
 
 MAX_TOKENS = 4096  # per request, in every sampling setting of a body
@@ -106,10 +107,6 @@ def build_config(
     if body.seeds is not None and body.seed_tasks is not None:
         raise _bad("seeds", "give `seeds` (a file name) or `seed_tasks` (inline), not both")
     fields = body.run_fields()
-    for name, limit in BOUNDS.items():
-        value = fields.get(name)
-        if isinstance(value, int) and value > limit:
-            raise _bad(name, f"at most {limit} on this server, got {value}")
     for name, value in fields.items():
         if name.endswith("_params") and value is not None and value.max_tokens > MAX_TOKENS:
             raise _bad(f"{name}.max_tokens", f"at most {MAX_TOKENS} on this server, got {value.max_tokens}")
