@@ -42,7 +42,12 @@ from generator.teachers.base import SamplingParams
 CHANGES_DATA: JsonDict = {"changes_data": True}  # on a field: another value makes another dataset
 # Data fields added after run folders were made, with the value those folders were made with: a
 # config.json without the field compares as if it had that value (issue 13's lag: one round in flight).
-ADDED_LATER: dict[str, object] = {"rounds_in_flight": 1}
+ADDED_LATER: dict[str, object] = {
+    "rounds_in_flight": 1,
+    "domain": None,  # issue 15: domains
+    "verify": True,
+    "sandbox_timeout": 10.0,
+}
 
 
 def default_cache_dir() -> Path:
@@ -133,6 +138,30 @@ class RunConfig(BaseModel):
     max_failed_rounds: int = Field(5, ge=1, description="stop when this many rounds in a row get no response")
     evolve_rounds: int = Field(0, ge=0, description="Evol-Instruct rounds after the bootstrap")
 
+    # -- domains (generator/domains/: answers checked by a program or a sandbox) --------------------
+    domain: str | None = Field(
+        None,
+        description="grow a domain dataset whose answers are checked (arithmetic: computed; code: run in "
+        "a sandbox) from the domain's seed file, instead of the Self-Instruct bootstrap",
+        json_schema_extra=CHANGES_DATA,
+    )
+    verify: bool = Field(
+        True,
+        description="keep only the domain items the verifier passes (false: keep the teacher's answers, "
+        "still recording each verdict)",
+        json_schema_extra=CHANGES_DATA,
+    )
+    sandbox_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="seconds one sandboxed program may run (code domain)",
+        json_schema_extra=CHANGES_DATA,
+    )
+    sandbox_parallel: int | None = Field(
+        None, ge=1, le=64, description="sandboxed programs run at once (default: the CPU count)"
+    )
+
     # -- profile settings (None: take the profile's published value) -------------------------------
     seeds_in_prompt: int | None = Field(None, ge=0, json_schema_extra=CHANGES_DATA)
     machine_in_prompt: int | None = Field(None, ge=0, json_schema_extra=CHANGES_DATA)
@@ -163,7 +192,7 @@ class RunConfig(BaseModel):
     )
     evolve_api: Literal["completion", "chat"] = Field(
         "chat",
-        description="endpoint kind for the evolve, answer and judge prompts",
+        description="endpoint kind for the evolve, answer and judge prompts (and a domain's prompts)",
         json_schema_extra=CHANGES_DATA,
     )
     evolve_params: SamplingParams | None = Field(None, json_schema_extra=CHANGES_DATA)
@@ -199,6 +228,15 @@ class RunConfig(BaseModel):
     def _profile_known(cls, name: str) -> str:
         if name not in PROFILES:
             raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        return name
+
+    @field_validator("domain")
+    @classmethod
+    def _domain_known(cls, name: str | None) -> str | None:
+        from generator.domains import domain_names  # the registry imports tasks, which import config
+
+        if name is not None and name not in domain_names():
+            raise ValueError(f"unknown domain {name!r}; known: {', '.join(domain_names())}")
         return name
 
     @field_validator("evolve_profile")
@@ -243,6 +281,12 @@ class RunConfig(BaseModel):
                 )
             if any(w < 0 for w in self.evolve_ops.values()) or not any(self.evolve_ops.values()):
                 raise ValueError("evolve op weights must be >= 0 and at least one must be > 0")
+        if self.domain is not None and (self.evolve_rounds or not self.bootstrap):
+            # Evolved answers would not be checked by the domain's verifier: refuse rather than mix them.
+            raise ValueError(
+                "a domain run grows from its seeds and verifies every answer: it takes no "
+                "--evolve-rounds (and no bootstrap=false)"
+            )
         if self.score_filter is not None and not self.evolve_scores:
             raise ValueError("a score filter needs the scores: drop --no-evolve-scores")
         return self
@@ -255,6 +299,8 @@ class RunConfig(BaseModel):
             if self.bootstrap
             else f"evolve-{self.seeds.stem}-seed{self.seed}"
         )
+        if self.domain is not None:
+            default = f"{self.domain}-seed{self.seed}" + ("" if self.verify else "-unverified")
         name = self.run_name or default
         return self.model_copy(
             update={

@@ -7,7 +7,7 @@ it. Seed files are parsed into `SeedTask`; the dataset is written as `AlpacaRow`
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +75,17 @@ class Provenance(BaseModel):
     cached: bool = False
 
 
+class Verification(BaseModel):
+    """What a domain's verifier found (`generator/domains/`): something other than the teacher checked
+    the answer. `reason` says why for a verdict other than "verified"; `details` holds the evidence
+    (the computed value, the sandbox's status and output)."""
+
+    method: str  # computed | sandbox | ...
+    verdict: Literal["verified", "failed", "unverifiable"]
+    reason: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class Record(BaseModel):
     """A candidate or accepted instruction: the one record type of the pipeline."""
 
@@ -98,6 +109,9 @@ class Record(BaseModel):
     parent_instruction: str | None = None  # the prompt it was evolved from (cleared once it is kept)
     equal_to_parent: bool | None = None  # the judge's verdict (None: not asked, or unreadable)
     data_format: str | None = None  # the data `complicate_input` asked for
+    # a domain item's own data (arithmetic: the expression; code: the tests) and its verifier's verdict
+    facts: dict[str, Any] | None = None
+    verification: Verification | None = None
 
     def brief(self) -> dict[str, Any]:
         """What dropped.jsonl keeps of a dropped item: enough to read why, not its full provenance."""
@@ -106,6 +120,7 @@ class Record(BaseModel):
 
 _BRIEF = {"id", "instruction", "origin", "round", "instances", "most_similar"}
 _BRIEF |= {"near_duplicate", "contamination", "parent_instruction", "equal_to_parent", "data_format"}
+_BRIEF |= {"facts", "verification"}
 
 
 class AlpacaRow(BaseModel):

@@ -5,6 +5,7 @@
         --base-url http://127.0.0.1:8000/v1 --model my-model                     # any OpenAI-compatible server
     python -m generator.run --config run.yaml --ray-address auto                 # YAML config, Ray cluster
     python -m generator.run --seeds seeds/175.jsonl -n 100 --evolve-rounds 4 ... # then Evol-Instruct
+    python -m generator.run --domain arithmetic --seeds seeds/arithmetic.jsonl   # checked answers
 
 Rerunning the same command on the same --out folder resumes where the last run stopped.
 Exit codes: 0 done, 1 the run failed (teacher unavailable, ...), 2 bad input (seeds, config, a run folder
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import ConfigError, RunConfig, load_config
+from generator.domains import check_domain_seeds
 from generator.errors import RunFolderBusy, TeacherUnavailable
 from generator.evolve_report import format_evolve_stats
 from generator.profiles import PROFILES, evolve_profiles
@@ -57,8 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rounds-in-flight", "rounds_in_flight", type=int)
     add("--max-rounds", "max_rounds", type=int)
     add("--evolve-rounds", "evolve_rounds", type=int)
+    add_domain_flags(p)
     add_common_flags(p)
     return p
+
+
+def add_domain_flags(p: argparse.ArgumentParser) -> None:
+    """Domains: `--domain arithmetic --seeds seeds/arithmetic.jsonl` grows a dataset of checked answers."""
+    from generator.domains import domain_names
+
+    add = _adder(p)
+    add("--domain", "domain", choices=domain_names())
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_const",
+        const=False,
+        default=None,
+        help="keep the teacher's answers even where the domain's verifier rejects them (each verdict "
+        "is still recorded, for ablations)",
+    )
+    add("--sandbox-timeout", "sandbox_timeout", type=float, metavar="S")
+    add("--sandbox-parallel", "sandbox_parallel", type=int, metavar="N")
 
 
 def _adder(p: argparse.ArgumentParser) -> Callable[..., None]:
@@ -191,7 +213,9 @@ def run(
     before Ray or the teacher start. Runs in several threads of one process share one Ray runtime.
     """
     resolved = config.resolved()
-    load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
+    seeds = load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
+    if resolved.domain is not None:
+        check_domain_seeds(resolved.seeds, seeds, resolved.domain)
     if teacher is None and workers is None:
         resolved = teacher_settings(config)
         teacher = default_teacher(resolved)
@@ -268,7 +292,22 @@ def cli(args: argparse.Namespace, **fixed: object) -> int:
     )
     if "evolve" in summary:
         print(format_evolve_stats(summary["evolve"]))
+    if "domain" in summary:
+        print(format_domain_stats(summary["domain"]))
     return 0
+
+
+def format_domain_stats(report: dict[str, Any]) -> str:
+    """The verifier's account in one line: what it passed, and why it rejected the rest."""
+    v = report["verification"]
+    why = ", ".join(
+        f"{reason} {n}" for verdict in ("failed", "unverifiable") for reason, n in v[verdict].items()
+    )
+    kept = "kept anyway (--no-verify)" if not report["verify"] else "dropped"
+    return (
+        f"{report['name']} ({report['method']}): {v['verified']} teacher answers verified, "
+        f"{report['teacher_answers_rejected']} rejected and {kept}" + (f" ({why})" if why else "")
+    )
 
 
 if __name__ == "__main__":

@@ -64,12 +64,17 @@ class EvolveState(StageState):
     rounds: list[EvolveRoundStats] = Field(default_factory=list)
 
 
+class DomainState(StageState):
+    """The domain stage commits its round alone: its next round's problems follow from the number."""
+
+
 class RunState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = 2
     bootstrap: BootstrapState | None = None
     evolve: EvolveState | None = None
+    domain: DomainState | None = None
 
     def section(self, stage: str) -> StageState | None:
         """The committed section of `stage` (None: it has not committed a round)."""
