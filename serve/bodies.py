@@ -29,6 +29,7 @@ BOUNDS: dict[str, int] = {
     "tasks_per_request": 64,
     "max_instances": 20,
     "max_failed_rounds": 100,
+    "sandbox_timeout": 60,  # seconds of the server's CPU one sandboxed program may take
 }
 SEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CLIENT_FIELDS = [name for name in RunConfig.model_fields if name not in SERVER_FIELDS | {"seeds"}]

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from generator.config import RunConfig
+from generator.domains import check_domain_seeds
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
 from serve.bodies import SEED_NAME, ErrorBody, JobRequest
@@ -128,6 +129,12 @@ def build_config(
         raise BadRequest(
             422, validation_error_body(exc.errors()).error, validation_error_body(exc.errors()).detail
         ) from None
+    if config.domain is not None:  # a domain's seeds, not another domain's (the error names the file only)
+        tasks = body.seed_tasks if body.seed_tasks is not None else load_seeds(seeds)
+        try:
+            check_domain_seeds(Path(seeds.name), tasks, config.domain)
+        except SeedFileError as exc:
+            raise _bad("seeds", str(exc)) from None
     if config.target > target_limit:
         raise _bad("target", f"at most {target_limit} for this request on this server, got {config.target}")
     return config, body.seed_tasks

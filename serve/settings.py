@@ -39,6 +39,7 @@ SERVER_FIELDS = frozenset(
         "run_name",
         "price_prompt_per_1m",
         "price_completion_per_1m",
+        "sandbox_parallel",  # processes the server runs at once
     }
 )
 

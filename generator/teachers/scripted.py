@@ -14,6 +14,7 @@ from collections.abc import Callable
 from itertools import accumulate
 
 from generator.teachers.base import TeacherRequest, TeacherResponse
+from generator.teachers.scripted_domains import domain_answer
 
 Script = Callable[[TeacherRequest], "str | TeacherResponse"]
 
@@ -150,6 +151,9 @@ def synthetic_answer(request: TeacherRequest) -> str:
     evolved = _evolve_answer(tail, rng)
     if evolved is not None:
         return evolved
+    domain = domain_answer(text, rng)
+    if domain is not None:
+        return domain
     if tail.endswith("Is it classification?"):
         return rng.choice([" Yes", " No"])
     if tail.endswith("Instruction:"):  # Alpaca: continue "N. Instruction:" blocks

@@ -82,6 +82,7 @@ def test_resume_checks_exactly_the_fields_that_change_data():
         "price_completion_per_1m",
     }
     operational |= {"max_failed_rounds", "api_key_env", "evolve_rounds"}
+    operational |= {"sandbox_parallel"}  # how many programs run at once changes no verdict
     assert set(RunConfig.data_fields()) == set(RunConfig.model_fields) - operational
 
 
