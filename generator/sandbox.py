@@ -150,20 +150,21 @@ def _run(argv: list[str], workdir: Path, limits: Limits, isolation: str) -> Sand
     assert proc.stdout is not None and proc.stderr is not None
     out, err = bytearray(), bytearray()
     buffers = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    cap = limits.output_bytes
     with selectors.DefaultSelector() as selector:
         for fd in buffers:
             selector.register(fd, selectors.EVENT_READ)
-        stopped = _pump(selector, buffers, proc.pid, started + limits.timeout_s, limits.output_bytes)
+        stopped = _pump(selector, buffers, started + limits.timeout_s, cap, watch=proc.pid)
         # Kill the group even when the program ended well: what it left running must not outlive it.
         # The group's leader is not reaped yet, so its id cannot have been reused.
         _kill_group(proc.pid)
         proc.wait()
-        # What is still in the pipes, until every process holding them has died
-        late = _pump(selector, buffers, None, time.monotonic() + DRAIN_S, limits.output_bytes)
+        # the rest of the output, until every process that held the pipes has died
+        _pump(selector, buffers, time.monotonic() + DRAIN_S, cap, watch=None)
     proc.stdout.close()
     proc.stderr.close()
-    if stopped in (None, "exited") and late == "output_limit":
-        stopped = late
+    if stopped != "timeout" and max(len(out), len(err)) > cap:
+        stopped = "output_limit"
     code = child.exit_code(isolation, proc.returncode)
     stderr = _text(err, limits.output_bytes)
     return SandboxResult(
@@ -179,18 +180,22 @@ def _run(argv: list[str], workdir: Path, limits: Limits, isolation: str) -> Sand
 def _pump(
     selector: selectors.BaseSelector,
     buffers: dict[int, bytearray],
-    pid: int | None,
     deadline: float,
     cap: int,
+    watch: int | None,
 ) -> str | None:
-    """Read the child's pipes into `buffers` until both close (None) or we must stop: "timeout" at
-    the deadline, "output_limit" when a buffer passes `cap`, "exited" when process `pid` has ended
-    but something it started still holds a pipe. A buffer keeps at most cap + 1 bytes."""
+    """Read the child's pipes into `buffers` (each keeps at most cap + 1 bytes) until both close.
+
+    While the child runs (`watch` is its pid) it stops early, saying why: "timeout" at the deadline,
+    "output_limit" when a buffer passes `cap`, "exited" when the child has ended but something it
+    started still holds a pipe. Once the child is dead (`watch` None) it only drains, discarding
+    what passes the cap, until the pipes close or the deadline passes.
+    """
     while selector.get_map():
         now = time.monotonic()
         if now >= deadline:
             return "timeout"
-        if pid is not None and _has_exited(pid):
+        if watch is not None and _has_exited(watch):
             return "exited"
         for key, _ in selector.select(timeout=min(deadline - now, TICK_S)):
             chunk = os.read(key.fd, CHUNK)
@@ -199,7 +204,7 @@ def _pump(
                 continue
             buffer = buffers[key.fd]
             buffer += chunk[: cap + 1 - len(buffer)]
-            if len(buffer) > cap:
+            if len(buffer) > cap and watch is not None:
                 return "output_limit"
     return None
 

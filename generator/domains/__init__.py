@@ -45,6 +45,6 @@ def check_domain_seeds(path: Path, seeds: list[SeedTask], domain: str) -> None:
     other = next((s for s in seeds if s.domain is not None and s.domain != domain), None)
     if other is not None:
         raise SeedFileError(
-            f"{path}: seed {other.id!r} is a {other.domain} task, not {domain}: "
+            f"{path}: seed {other.id!r} belongs to the {other.domain} domain, not {domain}: "
             f"use --seeds seeds/{domain}.jsonl (or a file of {domain} seeds)"
         )
