@@ -7,8 +7,9 @@ other filter's do. Neither is chosen by name in a config: the domain supplies th
   normalised AST) an earlier item already had. It runs before the verifier, so the sandbox never runs
   the same program twice.
 - `Verify` asks the domain's verifier about each item (in parallel: a sandboxed program is a process
-  that mostly waits) and writes the verdict on the item. With `keep_all` (`--no-verify`) it drops
-  nothing but still counts the verdicts, so an ablation can compare the two datasets.
+  that mostly waits) and writes the verdict on the item. It keeps what the verifier passes, and what
+  failed but the domain can `repair` (arithmetic computes the answer instead); with `keep_all`
+  (`--no-verify`) it drops nothing but still counts the verdicts, so an ablation can compare.
 """
 
 from __future__ import annotations
@@ -44,9 +45,16 @@ class Verify(Filter):
     name = "verify"
     phase = "answer"
 
-    def __init__(self, verifier: Verifier, keep_all: bool = False, parallel: int = 1) -> None:
+    def __init__(
+        self,
+        verifier: Verifier,
+        keep_all: bool = False,
+        parallel: int = 1,
+        repairable: Callable[[Record], bool] | None = None,
+    ) -> None:
         super().__init__()
         self.verifier, self.keep_all, self.parallel = verifier, keep_all, parallel
+        self.repairable = repairable or (lambda item: False)
 
     def filter(self, item: Record) -> Judgement:
         return self._judge(item, self._verify(item))
@@ -77,12 +85,18 @@ class Verify(Filter):
             self.stats[f"{v.verdict}_{v.reason or 'unknown'}"] += 1
         if self.keep_all or v.verdict == "verified":
             return True
+        if self.repairable(item):
+            self.stats["repaired"] += 1
+            return True
         return False, v.reason or v.verdict
 
 
 def verification_counts(counters: dict[str, int]) -> dict[str, object]:
     """`Verify`'s counters as stats.json shows them: verified, and failed / unverifiable by reason."""
-    out: dict[str, object] = {"verified": counters.get("verdict_verified", 0)}
+    out: dict[str, object] = {
+        "verified": counters.get("verdict_verified", 0),
+        "repaired": counters.get("repaired", 0),  # failed, and kept with the domain's own answer
+    }
     for verdict in ("failed", "unverifiable"):
         prefix = f"{verdict}_"
         out[verdict] = {

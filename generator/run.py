@@ -303,11 +303,11 @@ def format_domain_stats(report: dict[str, Any]) -> str:
     why = ", ".join(
         f"{reason} {n}" for verdict in ("failed", "unverifiable") for reason, n in v[verdict].items()
     )
-    kept = "kept anyway (--no-verify)" if not report["verify"] else "dropped"
-    return (
-        f"{report['name']} ({report['method']}): {v['verified']} teacher answers verified, "
-        f"{report['teacher_answers_rejected']} rejected and {kept}" + (f" ({why})" if why else "")
-    )
+    line = f"{report['name']} ({report['method']}): {v['verified']} teacher answers verified, "
+    line += f"{report['teacher_answers_rejected']} rejected" + (f" ({why})" if why else "")
+    if not report["verify"]:
+        return line + ", kept anyway (--no-verify)"
+    return line + f"; {v['repaired']} of them kept with the domain's own answer, {report['dropped']} dropped"
 
 
 if __name__ == "__main__":

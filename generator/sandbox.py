@@ -4,8 +4,9 @@
 
 A teacher's solution and tests are code nobody has read, so they run as a separate process, never in
 ours: in a fresh temp dir (its cwd and HOME, deleted afterwards), with a scrubbed environment, rlimits
-on CPU time, memory, file size and processes, no network and a read-only view of the rest of the file
-system (`generator/sandbox_child.py` builds that process and says what each isolation gives). Here we
+on CPU time, memory, file size and processes, and with bubblewrap no network and a read-only view of
+the rest of the file system (`generator/sandbox_child.py` builds that process and says what each
+isolation gives, and what is left where bubblewrap is missing). Here we
 watch it: a wall-clock timeout kills its whole process group, stdout and stderr are read as they come
 and the child is killed once either passes the output cap, so a program printing gigabytes costs
 milliseconds and a bounded buffer. When the program ends, whatever it left running is killed too.

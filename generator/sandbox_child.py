@@ -10,10 +10,14 @@ this module decides what the child process *is*. The layers, outermost first:
   read-only view. Without either ("none"), only the layers below remain, and no network isolation.
 - user: when we are root the child drops to `nobody` (uid 65534) before any untrusted code runs, so
   the file system's own permissions protect it and the process-count limit applies (root is exempt
-  from RLIMIT_NPROC, even inside a user namespace mapped to root).
+  from RLIMIT_NPROC, even inside a user namespace mapped to root). bwrap can show nobody a Python
+  installed where nobody may not look (a pyenv under /root); unshare and "none" cannot, so with such
+  a Python they leave the child root, and say so once. Not root, the child keeps our uid.
 - rlimits: CPU time, address space, file size, process count, no core dumps. They are set by the
   bootstrap, a few lines of Python that run first in the child interpreter, so no `preexec_fn` runs
   between fork and exec in a threaded parent (which can deadlock) and no extra process is started.
+  RLIMIT_NPROC counts every process of the child's uid, so the child may start its allowance on top
+  of what that uid runs when it starts (`tasks_of`).
 
 The environment is scrubbed by handing the child a fixed one (`child_env`), whatever the isolation.
 """
@@ -146,7 +150,7 @@ def _reveal() -> list[str]:
     for top, parts in _hidden().items():
         for part in parts:
             between = [d for d in reversed(part.parents) if top in d.parents]
-            for directory in between:  # bwrap would make them 0700: nobody could not pass
+            for directory in between:  # made by bwrap, they would be 0700: closed to nobody
                 args += ["--perms", "0755", "--dir", str(directory)]
             args += ["--ro-bind", str(part), str(part)]
     return args

@@ -320,5 +320,14 @@ class Arithmetic:
         given = item.instances[0].input if item.instances else ""
         return item.model_copy(update={"instances": [Instance(input=given, output=solution)]}, deep=True)
 
+    def repair(self, item: Record) -> Record | None:
+        """A wrong or unreadable answer costs nothing: the computed solution takes its place (Goat
+        takes no answer from a model). A word problem that does not add up is dropped: the teacher wrote
+        the problem itself, and its numbers or its stated answer are wrong."""
+        reason = item.verification.reason if item.verification else None
+        if reason is None or reason.startswith("story_") or reason == "bad_expression":
+            return None
+        return self.settle(item)
+
 
 DOMAIN = Arithmetic()

@@ -4,10 +4,10 @@ A domain grows a dataset whose answers something other than the teacher has chec
 computes them, a sandbox that runs them). The domain stage (`generator/stages/domain.py`) runs any
 domain the same way, round by round:
 
-    draft(round)  ─►  teacher steps, in order  ─►  dedup (domain's key)  ─►  verify  ─►  settle
+    draft(round)  ─►  teacher steps, in order  ─►  dedup (domain's key)  ─►  verify  ─►  settle | repair
     (the round's      (each a Task: prompt(item)     (against every item      (Verification:   (the kept
-     problems)         -> request, parse(item,         kept before, in          method, verdict,  record)
-                       response) -> items)             round order)             reason, details)
+     problems)         -> request, parse(item,         kept before, in          method, verdict,  record, or
+                       response) -> items)             round order)             reason, details)  dropped)
 
 Items are `Record`s: what the domain knows about one (arithmetic's expression, code's tests) rides in
 `record.facts`, and the verifier's verdict in `record.verification`. With `--no-verify` the verdicts
@@ -77,6 +77,12 @@ class Domain(Protocol):
     def settle(self, item: Record) -> Record:
         """A verified item as the dataset keeps it (arithmetic puts the computed solution in its
         output); with `--no-verify` the stage keeps the teacher's answer and does not call this."""
+        ...
+
+    def repair(self, item: Record) -> Record | None:
+        """An item whose answer failed verification, with the domain's own answer in its place, or None
+        (dropped). Arithmetic computes every answer, so a wrong one costs nothing but the teacher's
+        answer (only an inconsistent word problem is dropped); code has no answer but the teacher's."""
         ...
 
 

@@ -225,6 +225,10 @@ class Code:
         output = Instance(input="", output=f"```python\n{solution}\n```")
         return item.model_copy(update={"instances": [output]}, deep=True)
 
+    def repair(self, item: Record) -> Record | None:
+        """Code that fails has no other answer: the item is dropped with its failure."""
+        return None
+
 
 def _record(id_: str, instruction: str, round_: int, facts: dict[str, Any], **extra: Any) -> Record:
     return Record(id=id_, instruction=instruction, origin="code", round=round_, facts=facts, **extra)

@@ -46,6 +46,9 @@ from generator.workers import Answer, Pending, collect, ready, send_to_workers
 log = logging.getLogger("synth_instruct")
 
 INSTRUCTIONS, DROPPED = "instructions.jsonl", "dropped.jsonl"
+# A teacher the verifier never agrees with would otherwise draft rounds forever: after this many
+# committed rounds in a row with nothing kept, the stage ends (a rerun tries again from there).
+BARREN_ROUNDS = 10
 
 
 def domain_for(cfg: RunConfig) -> Domain:
@@ -81,15 +84,18 @@ class DomainStage:
         if state is None:
             return None
         counts = verification_counts(state.stats.filters.get("verify", {}))
-        failed, unverifiable = counts["failed"], counts["unverifiable"]
-        assert isinstance(failed, dict) and isinstance(unverifiable, dict)
+        failed, unverifiable, repaired = counts["failed"], counts["unverifiable"], counts["repaired"]
+        assert isinstance(failed, dict) and isinstance(unverifiable, dict) and isinstance(repaired, int)
+        rejected = sum(failed.values()) + sum(unverifiable.values())
         return {
             "name": self.cfg.domain,
             "verify": self.cfg.verify,
             "method": domain_for(self.cfg).verifier.method,
             "verification": counts,
-            # every answer the verifier did not pass: dropped, or (with --no-verify) kept as it was
-            "teacher_answers_rejected": sum(failed.values()) + sum(unverifiable.values()),
+            # every answer the verifier did not pass: repaired (the domain's own answer kept instead),
+            # dropped, or with --no-verify kept as the teacher wrote it
+            "teacher_answers_rejected": rejected,
+            "dropped": rejected - repaired if self.cfg.verify else 0,
         }
 
     def open(self, ctx: Context, inputs: list[Record], resumed: Resumed) -> DomainRun | None:
@@ -136,9 +142,10 @@ class DomainRun:
         self.seen = {k for r in committed if r.instances and (k := domain.dedup_key(r)) is not None}
         self.parallel = cfg.sandbox_parallel or os.cpu_count() or 1
         self.next_round, self.kept = next_round, kept
+        self.barren = 0  # rounds in a row, up to now, that kept nothing
         self.flight: dict[int, DomainRound] = {}  # rounds sent and not committed, oldest first
         log.info(
-            "growing a %s dataset from %s: target %d, %s, teacher %s/%s, %d workers",
+            "domain %s: growing from %s, target %d, %s, teacher %s/%s, %d workers",
             domain.name,
             cfg.seeds,
             cfg.target,
@@ -154,6 +161,13 @@ class DomainRun:
                 del self.flight[oldest.number]
                 yield self.commit(oldest)
                 if self.kept >= self.cfg.target:
+                    return
+                if self.barren >= BARREN_ROUNDS:
+                    log.warning(
+                        "stopping: %d rounds in a row kept nothing (the verifier rejected every answer; "
+                        "see dropped.jsonl). A stronger teacher, or --no-verify to keep its answers anyway",
+                        self.barren,
+                    )
                     return
                 continue
             progressed = False
@@ -230,17 +244,23 @@ class DomainRun:
         """Dedup against the items kept before, verify, settle: the round, ready to commit."""
         stats = rnd.stats
         dedup = KeyDedup(self.domain.dedup_key, self.seen)
-        verify = Verify(self.domain.verifier, keep_all=not self.cfg.verify, parallel=self.parallel)
+        verify = Verify(
+            self.domain.verifier,
+            keep_all=not self.cfg.verify,
+            parallel=self.parallel,
+            repairable=lambda r: self.domain.repair(r) is not None,
+        )
         filters: list[Filter] = [dedup, verify]
         for f in filters:
             f.on_drop = lambda item, label, reason: self._drop(rnd, item, label, reason, "verify")
         with stats.timed("verify"):
             survivors = run_filters(filters, [r for r in rnd.items if r.instances])
         stats.add_filter_stats(take_stats(filters))
-        kept = [self.domain.settle(r) if self.cfg.verify else r for r in survivors]
+        kept = [self.keep(r) for r in survivors]
         # what later rounds are deduplicated against: the items kept, not those the verifier dropped
         self.seen.update(k for r in kept if (k := self.domain.dedup_key(r)) is not None)
         self.kept += len(kept)
+        self.barren = 0 if kept else self.barren + 1
         stats.counts["rounds"] += 1
         stats.counts["drafted"] += rnd.drafted
         stats.counts["answered"] += sum(1 for r in rnd.items if r.instances)
@@ -257,6 +277,18 @@ class DomainRun:
             summary=f"round {rnd.number}: {rnd.drafted} drafted, {len(rnd.dropped)} dropped, "
             f"{len(kept)} kept; kept {self.kept}/{self.cfg.target}",
         )
+
+    def keep(self, item: Record) -> Record:
+        """A survivor as the dataset keeps it: as the teacher wrote it (`--no-verify`), settled when
+        verified, repaired when not (`Verify` lets through only what the domain can repair)."""
+        if not self.cfg.verify:
+            return item
+        assert item.verification is not None
+        if item.verification.verdict == "verified":
+            return self.domain.settle(item)
+        repaired = self.domain.repair(item)
+        assert repaired is not None
+        return repaired
 
     def _drop(self, rnd: DomainRound, item: Record, label: str, reason: str, stage: str) -> None:
         log.debug("dropped %s at %s by %s: %s", item.id, stage, label, reason)

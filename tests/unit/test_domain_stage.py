@@ -115,9 +115,18 @@ def test_verify_drops_what_fails_and_records_every_verdict():
     counts = verification_counts(dict(f.stats))
     assert counts == {
         "verified": 2,
+        "repaired": 0,
         "failed": {"wrong_answer": 2},
         "unverifiable": {"no_answer": 1, "verifier_error": 1},
     }
+
+
+def test_what_fails_but_can_be_repaired_is_kept_and_counted():
+    items = [item(0), item(1, "5"), item(2, "?"), item(3, "6")]
+    f = Verify(Says(), repairable=lambda r: r.instances[0].output != "6")
+    assert [r.id for r in f.apply_batch(items)] == ["x0", "x1", "x2"]
+    assert f.stats["repaired"] == 2 and f.stats["dropped_wrong_answer"] == 1
+    assert items[1].verification is not None and items[1].verification.verdict == "failed"
 
 
 def test_no_verify_keeps_everything_but_counts_the_same_verdicts():
@@ -144,6 +153,7 @@ def test_the_report_says_what_the_verifier_rejected():
                 "verdict_failed": 3,
                 "failed_wrong_answer": 3,
                 "unverifiable_no_answer": 1,
+                "repaired": 3,
             }
         }
     )
@@ -152,7 +162,13 @@ def test_the_report_says_what_the_verifier_rejected():
         "name": "arithmetic",
         "verify": True,
         "method": "computed",
-        "verification": {"verified": 5, "failed": {"wrong_answer": 3}, "unverifiable": {"no_answer": 1}},
+        "verification": {
+            "verified": 5,
+            "repaired": 3,
+            "failed": {"wrong_answer": 3},
+            "unverifiable": {"no_answer": 1},
+        },
         "teacher_answers_rejected": 4,
+        "dropped": 1,
     }
     assert DomainStage(cfg).report(None) is None
