@@ -4,6 +4,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# bubblewrap (bwrap), the code domain's sandbox isolation (generator/sandbox_child.py): installed from
+# the system's packages when it is missing and we may (root or passwordless sudo, and apt-get). This
+# never fails the install: without bwrap the sandbox falls back to `unshare`, or to rlimits only.
+if ! command -v bwrap >/dev/null 2>&1; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo -n"
+    if command -v apt-get >/dev/null 2>&1 && { [ -z "$as_root" ] || sudo -n true 2>/dev/null; }; then
+        echo "installing bubblewrap (the code sandbox's isolation) with apt-get"
+        apt_install() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; }
+        if apt_install || { $as_root apt-get update -q >/dev/null 2>&1 && apt_install; }; then
+            echo "bubblewrap installed"
+        else
+            echo "warning: apt-get could not install bubblewrap; the code sandbox will use unshare or rlimits only"
+        fi
+    else
+        echo "note: bwrap is missing and cannot be installed here (needs apt-get and root or passwordless sudo);"
+        echo "      the code sandbox will use unshare or rlimits only (see README)"
+    fi
+fi
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo "creating .venv with $($PYTHON --version)"

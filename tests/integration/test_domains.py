@@ -209,5 +209,7 @@ def test_the_cli_grows_a_domain_and_refuses_another_domains_seeds(fake_openai: F
     assert done.returncode == 0, done.stderr[-3000:]
     assert "arithmetic (computed):" in done.stdout and "kept anyway (--no-verify)" in done.stdout
     again = cli("--domain", "arithmetic", "--seeds", "seeds/arithmetic.jsonl", "-n", "6")
-    assert again.returncode == 2 and "different settings (run_name, verify)" in again.stderr  # another dataset
+    assert (
+        again.returncode == 2 and "different settings (run_name, verify)" in again.stderr
+    )  # another dataset
     assert len(json.loads((tmp_path / "cli" / "alpaca.json").read_text())) == 6
