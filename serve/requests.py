@@ -50,7 +50,7 @@ def validation_error_body(errors: Sequence[Any]) -> ErrorBody:
         field = _field(e.get("loc", ()))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden" and field in SERVER_FIELDS:
-            msg = "a server setting: the server decides the teacher, its endpoint, model and key, the cache, the output folder and the Ray address"
+            msg = "a server setting: the server decides the teacher, its endpoint, model and key, the cache, the output folder, the Ray address and how many sandboxed programs run at once"
         elif e.get("type") == "extra_forbidden":
             msg = "not a setting a request may give"
         detail.append(

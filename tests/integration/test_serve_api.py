@@ -208,7 +208,28 @@ def test_generate_with_inline_seed_tasks_and_alpaca_profile(client: httpx.Client
 
 
 def test_seed_files(client: httpx.Client):
-    assert "175.jsonl" in client.get("/v1/seeds", headers=headers(A)).json()
+    assert {"175.jsonl", "arithmetic.jsonl", "code.jsonl"} <= set(
+        client.get("/v1/seeds", headers=headers(A)).json()
+    )
+
+
+def test_generate_a_domain_dataset_with_checked_answers(client: httpx.Client):
+    body = {"domain": "arithmetic", "seeds": "arithmetic.jsonl", "target": 6, "seed": 2}
+    r = client.post("/v1/generate", json=body, headers=headers(A))
+    assert r.status_code == 200, r.text
+    stats = r.json()["stats"]
+    assert len(r.json()["rows"]) == 6 and stats["domain"]["method"] == "computed"
+    assert all(row["output"].splitlines()[-1].startswith("Answer: ") for row in r.json()["rows"])
+    # another domain's seeds, or a domain nobody registered, is a 422 that names the field
+    wrong = client.post("/v1/generate", json={**body, "domain": "code"}, headers=headers(A))
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"][-1] == "seeds"
+    msg = wrong.json()["detail"][0]["msg"]  # it names the file, not where the server keeps it
+    assert msg.startswith("arithmetic.jsonl: ") and "belongs to the arithmetic domain, not code" in msg
+    unknown = client.post("/v1/generate", json={**body, "domain": "chemistry"}, headers=headers(A))
+    assert unknown.status_code == 422 and "unknown domain" in unknown.text
+    # the server decides how many programs run at once
+    parallel = client.post("/v1/generate", json={**body, "sandbox_parallel": 8}, headers=headers(A))
+    assert parallel.status_code == 422
 
 
 # -- jobs, streams -------------------------------------------------------------------------------------
