@@ -47,6 +47,10 @@ ADDED_LATER: dict[str, object] = {
     "domain": None,  # issue 15: domains
     "verify": True,
     "sandbox_timeout": 10.0,
+    "references": None,  # issue 16: the medical domain
+    "retrieve_k": 3,
+    "passage_share": 0.25,
+    "support_check": "lexical",
 }
 
 
@@ -156,6 +160,32 @@ class RunConfig(BaseModel):
         gt=0,
         le=600,
         description="seconds one sandboxed program may run (code domain)",
+        json_schema_extra=CHANGES_DATA,
+    )
+    references: Path | None = Field(
+        None,
+        description="folder of reference passages (.jsonl with id, title, text; .md; .txt) the medical "
+        "domain's answers must cite; indexed once with BM25",
+        json_schema_extra=CHANGES_DATA,
+    )
+    retrieve_k: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="passages retrieved for each answer (medical)",
+        json_schema_extra=CHANGES_DATA,
+    )
+    passage_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="share of medical proposals written from a reference passage instead of seed examples",
+        json_schema_extra=CHANGES_DATA,
+    )
+    support_check: Literal["lexical", "judge", "both"] = Field(
+        "lexical",
+        description="how the medical verifier checks that the cited passages support an answer: their "
+        "words (lexical), the teacher as judge, or both",
         json_schema_extra=CHANGES_DATA,
     )
     sandbox_parallel: int | None = Field(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import ConfigError, RunConfig, load_config
-from generator.domains import check_domain_seeds
+from generator.domains import check_domain_seeds, domain_for
 from generator.errors import RunFolderBusy, TeacherUnavailable
 from generator.evolve_report import format_evolve_stats
 from generator.profiles import PROFILES, evolve_profiles
@@ -80,6 +80,10 @@ def add_domain_flags(p: argparse.ArgumentParser) -> None:
         "is still recorded, for ablations)",
     )
     add("--sandbox-timeout", "sandbox_timeout", type=float, metavar="S")
+    add("--references", "references", type=Path, metavar="DIR")
+    add("--support-check", "support_check", choices=["lexical", "judge", "both"])
+    add("--retrieve-k", "retrieve_k", type=int, metavar="K")
+    add("--passage-share", "passage_share", type=float, metavar="F")
     add("--sandbox-parallel", "sandbox_parallel", type=int, metavar="N")
 
 
@@ -216,6 +220,7 @@ def run(
     seeds = load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
     if resolved.domain is not None:
         check_domain_seeds(resolved.seeds, seeds, resolved.domain)
+        domain_for(resolved)  # the domain's own settings (a corpus, sandbox limits), before anything starts
     if teacher is None and workers is None:
         resolved = teacher_settings(config)
         teacher = default_teacher(resolved)

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_teacher_flags(p)
     p.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the reference corpus medical-domain jobs cite (a server setting: a body cannot name a folder)",
+    )
+    p.add_argument(
         "--config", type=Path, default=None, help="YAML run file: the teacher, and defaults for jobs"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

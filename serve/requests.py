@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from generator.config import RunConfig
-from generator.domains import check_domain_seeds
+from generator.config import ConfigError, RunConfig
+from generator.domains import check_domain_seeds, domain_for
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
 from serve.bodies import SEED_NAME, ErrorBody, JobRequest
@@ -50,7 +50,7 @@ def validation_error_body(errors: Sequence[Any]) -> ErrorBody:
         field = _field(e.get("loc", ()))
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden" and field in SERVER_FIELDS:
-            msg = "a server setting: the server decides the teacher, its endpoint, model and key, the cache, the output folder, the Ray address and how many sandboxed programs run at once"
+            msg = "a server setting: the server decides the teacher, its endpoint, model and key, the cache, the output folder, the Ray address, the reference corpus and how many sandboxed programs run at once"
         elif e.get("type") == "extra_forbidden":
             msg = "not a setting a request may give"
         detail.append(
@@ -135,6 +135,10 @@ def build_config(
             check_domain_seeds(Path(seeds.name), tasks, config.domain)
         except SeedFileError as exc:
             raise _bad("seeds", str(exc)) from None
+        try:
+            domain_for(config.resolved())  # the domain's own settings: the corpus it cites, ...
+        except ConfigError as exc:
+            raise _bad("domain", str(exc)) from None
     if config.target > target_limit:
         raise _bad("target", f"at most {target_limit} for this request on this server, got {config.target}")
     return config, body.seed_tasks

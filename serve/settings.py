@@ -40,6 +40,7 @@ SERVER_FIELDS = frozenset(
         "price_prompt_per_1m",
         "price_completion_per_1m",
         "sandbox_parallel",  # processes the server runs at once
+        "references",  # a folder on the server
     }
 )
 

@@ -10,10 +10,13 @@ import importlib
 import pkgutil
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.domains.base import Domain
 from generator.records import SeedTask
+
+if TYPE_CHECKING:
+    from generator.config import RunConfig
 
 
 @cache
@@ -32,6 +35,17 @@ def get_domain(name: str) -> Domain:
         raise KeyError(f"unknown domain {name!r}; known: {', '.join(domain_names())}")
     domain: Domain = _module(name).DOMAIN
     return domain
+
+
+def domain_for(cfg: RunConfig) -> Domain:
+    """The config's domain, set up for it: a domain with settings of its own (the code domain's sandbox
+    limits, the medical domain's corpus) has `configure(cfg)`, which raises ConfigError on bad ones.
+    The run calls it before Ray or the teacher start, so a bad setting costs nothing."""
+    assert cfg.domain is not None
+    domain = get_domain(cfg.domain)
+    configure = getattr(domain, "configure", None)
+    configured: Domain = configure(cfg) if configure is not None else domain
+    return configured
 
 
 def _module(name: str) -> Any:

@@ -51,11 +51,14 @@ class DomainStep:
     `task.parse(item, response)` returns what the item becomes: one item (an answer), several (a
     proposal that lists new tasks), an empty list (nothing usable), or None (the text could not be
     read). Items `wants` refuses skip the step unchanged (arithmetic writes a story only for the
-    problems drafted to get one).
+    problems drafted to get one). `before` prepares an item in the driver before it is sent.
     """
 
     task: Task[Record, list[Record] | None]
     wants: Callable[[Record], bool] = field(default=everything)
+    # runs in the driver on each item the step is about to send (medical retrieves its passages here:
+    # the index stays in one process, and the workers get the item with what its prompt needs)
+    before: Callable[[Record], Record] | None = None
 
 
 class Domain(Protocol):

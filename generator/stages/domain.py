@@ -31,7 +31,7 @@ import ray
 from filters.base import Filter, run_filters, take_stats
 from filters.verify import KeyDedup, Verify, verification_counts
 from generator.config import RunConfig
-from generator.domains import get_domain
+from generator.domains import domain_for
 from generator.domains.base import Domain, DomainStep
 from generator.provenance import provenance
 from generator.records import Dropped, Record
@@ -51,14 +51,6 @@ INSTRUCTIONS, DROPPED = "instructions.jsonl", "dropped.jsonl"
 BARREN_ROUNDS = 10
 
 
-def domain_for(cfg: RunConfig) -> Domain:
-    """The config's domain, set up for it (the code domain takes its sandbox limits from the config)."""
-    assert cfg.domain is not None
-    domain = get_domain(cfg.domain)
-    configure = getattr(domain, "configure", None)
-    return configure(cfg) if configure is not None else domain
-
-
 class DomainStage:
     name = "domain"
     files = StageFiles(records=INSTRUCTIONS, dropped=DROPPED)
@@ -66,6 +58,13 @@ class DomainStage:
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
+        self._method: str | None = None
+
+    def method(self) -> str:
+        """The verifier's method, worked out once (configuring a domain may open its corpus)."""
+        if self._method is None:
+            self._method = domain_for(self.cfg).verifier.method
+        return self._method
 
     def total(self) -> int:
         return self.cfg.target
@@ -90,7 +89,7 @@ class DomainStage:
         return {
             "name": self.cfg.domain,
             "verify": self.cfg.verify,
-            "method": domain_for(self.cfg).verifier.method,
+            "method": self.method(),
             "verification": counts,
             # every answer the verifier did not pass: repaired (the domain's own answer kept instead),
             # dropped, or with --no-verify kept as the teacher wrote it
@@ -206,7 +205,10 @@ class DomainRun:
     def send_step(self, rnd: DomainRound, step: int) -> None:
         """Send the items the step wants; a step none wants is skipped."""
         while step < len(self.steps):
-            rnd.waiting = [item for item in rnd.items if self.steps[step].wants(item)]
+            current = self.steps[step]
+            rnd.waiting = [item for item in rnd.items if current.wants(item)]
+            if current.before is not None:
+                rnd.waiting = [current.before(item) for item in rnd.waiting]
             if rnd.waiting:
                 break
             step += 1

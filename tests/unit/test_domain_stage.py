@@ -28,10 +28,14 @@ def item(i: int, answer: str = "4") -> Record:
 
 
 def test_domains_are_the_modules_that_define_one():
-    assert domain_names() == ["arithmetic", "code"]  # exact_math, code_checks, base: helpers, not domains
+    assert domain_names() == [
+        "arithmetic",
+        "code",
+        "medical",
+    ]  # exact_math, code_checks, base: helpers, not domains
     assert get_domain("code").name == "code" and get_domain("arithmetic").verifier.method == "computed"
-    with pytest.raises(KeyError, match="known: arithmetic, code"):
-        get_domain("medical")
+    with pytest.raises(KeyError, match="known: arithmetic, code, medical"):
+        get_domain("chemistry")
 
 
 def test_the_config_chooses_a_domain_by_name(tmp_path: Path):
@@ -42,7 +46,7 @@ def test_the_config_chooses_a_domain_by_name(tmp_path: Path):
         None, {"seeds": "seeds/arithmetic.jsonl", "domain": "arithmetic", "verify": False}
     )
     assert unverified.resolved().run_name == "arithmetic-seed42-unverified"
-    with pytest.raises(ConfigError, match="unknown domain 'chemistry'; known: arithmetic, code"):
+    with pytest.raises(ConfigError, match="unknown domain 'chemistry'; known: arithmetic, code, medical"):
         load_config(None, {"seeds": "seeds/175.jsonl", "domain": "chemistry"})
     with pytest.raises(ConfigError, match="takes no --evolve-rounds"):
         load_config(None, {"seeds": "seeds/code.jsonl", "domain": "code", "evolve_rounds": 2})
@@ -60,7 +64,7 @@ def test_the_cli_flags_map_to_the_config():
     plain = build_parser().parse_args(["--seeds", "seeds/175.jsonl"])
     assert plain.domain is None and plain.verify is None  # None: the config's default (verify)
     help_text = build_parser().format_help()
-    assert "--domain {arithmetic,code}" in help_text and "--no-verify" in help_text
+    assert "--domain {arithmetic,code,medical}" in help_text and "--no-verify" in help_text
 
 
 def test_a_seed_file_of_another_domain_is_refused():
