@@ -203,10 +203,10 @@ class JudgeSupport:
         return request_for(self.api, text, _seeded(self.params, self.seed, self.stage, item))
 
     def parse(self, item: Record, response: TeacherResponse) -> list[Record] | None:
-        # a reason cut short still follows a readable verdict, so a truncated reply is read too
+        # A reason cut short still follows a readable verdict, so a truncated reply is read too. An
+        # unreadable one is kept as None: the verifier calls it `judge_unreadable`, and --no-verify
+        # keeps the answer all the same.
         verdict = parse_judge(response.text) if response.ok else None
-        if verdict is None:
-            return None
         facts = {**(item.facts or {}), "judge": verdict}
         return [item.model_copy(update={"facts": facts}, deep=True)]
 

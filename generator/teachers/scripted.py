@@ -148,12 +148,12 @@ def synthetic_answer(request: TeacherRequest) -> str:
     rng = _PER_THREAD.rng
     rng.seed(zlib.crc32(f"|{request.params.seed}".encode(), zlib.crc32(text.encode())))
     tail = text.rstrip()
+    domain = domain_answer(text, rng)  # first: a domain's judge prompt also ends in "Verdict:"
+    if domain is not None:
+        return domain
     evolved = _evolve_answer(tail, rng)
     if evolved is not None:
         return evolved
-    domain = domain_answer(text, rng)
-    if domain is not None:
-        return domain
     if tail.endswith("Is it classification?"):
         return rng.choice([" Yes", " No"])
     if tail.endswith("Instruction:"):  # Alpaca: continue "N. Instruction:" blocks

@@ -179,4 +179,74 @@ def domain_answer(text: str, rng: random.Random) -> str | None:
     if text.startswith("You write short word problems for arithmetic practice"):
         expression = re.search(r"value of this expression: (.+)", text)
         return arithmetic_story(expression.group(1) if expression else "", rng)
+    return medical_domain_answer(text, rng)
+
+
+# -- medical -----------------------------------------------------------------------------------------------
+
+_TOPICS = (
+    "paracetamol", "ibuprofen", "dehydration", "a fever", "chest pain", "a stroke", "hand washing",
+    "sleep", "blood pressure", "type 2 diabetes", "an asthma inhaler", "an allergic reaction", "a burn",
+    "a nosebleed", "a sprained ankle", "a cold", "antibiotics", "heat exhaustion", "sunscreen", "a migraine",
+    "heartburn", "food poisoning", "choking", "a cut", "an insect sting",
+)  # fmt: skip
+_ASKS = (
+    "What should I know about {t}?",
+    "When should someone with {t} see a doctor?",
+    "How is {t} usually managed at home?",
+    "What are the warning signs to watch for with {t}?",
+    "Can you give brief patient information about {t}?",
+    "What does the guidance say about {t} for adults?",
+)
+# `[P05] Title: text`; a title may hold a colon too ("Chest pain: when to call"), a text starts a sentence
+_BLOCK = re.compile(r"^\[([^\]\s]+)\] (.*): ([A-Z0-9].*)$", re.M)
+
+
+def medical_answer(prompt: str, rng: random.Random) -> str:
+    """An answer from the passages shown, now and then wrong the ways a real teacher is."""
+    from generator.domains.medical import NOT_COVERED
+
+    passages = _BLOCK.findall(prompt.split("Request:")[0])
+    if not passages:
+        return NOT_COVERED
+    first_id, _, first_text = passages[0]
+    sentence = re.split(r"(?<=\.)\s", first_text.strip())[0].rstrip(".")
+    roll = rng.random()
+    if roll < 0.55:
+        return f"{sentence} [{first_id}]."
+    if roll < 0.65 and len(passages) > 1:  # right-sounding, but the cited passage says something else
+        return f"{sentence} [{passages[-1][0]}]."
+    if roll < 0.75:
+        return f"{sentence}. Take 2 g every 2 hours until it is gone [{first_id}]."  # an invented dose
+    if roll < 0.8:
+        return f"{sentence} [P999]."  # a passage that does not exist
+    if roll < 0.85:
+        return f"{sentence}."  # no citation at all
+    if roll < 0.9:
+        return f"You have pneumonia and need antibiotics [{first_id}]."  # certainty no passage gives
+    return NOT_COVERED
+
+
+def medical_judge(prompt: str) -> str:
+    """yes when every word of the answer is in the passages it cites (a crude but honest judge)."""
+    passages, _, answer = prompt.partition("Answer:\n")
+    answer = answer.split("\n\nIs every claim")[0]
+    words = set(re.findall(r"[a-z0-9]+", re.sub(r"\[[^\]]*\]", "", answer.lower())))
+    missing = words - set(re.findall(r"[a-z0-9]+", passages.lower()))
+    if not missing:
+        return "yes. Every statement is in the cited passage."
+    return f"no. The passages do not state: {', '.join(sorted(missing)[:5])}."
+
+
+def medical_domain_answer(text: str, rng: random.Random) -> str | None:
+    """Answers to the medical domain's prompts (templates medical_*); None for any other prompt."""
+    if text.startswith("You write instruction data for a careful medical information assistant"):
+        return rng.choice(_ASKS).format(t=rng.choice(_TOPICS))
+    if text.startswith("Here is a passage from a medical reference"):
+        title = _BLOCK.search(text)
+        return f"What should I know about {title.group(2).lower() if title else 'this'}?"
+    if text.startswith("You are a careful medical information assistant. Answer the request"):
+        return medical_answer(text, rng)
+    if text.startswith("You check an answer against the reference passages it cites"):
+        return medical_judge(text)
     return None

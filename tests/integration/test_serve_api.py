@@ -227,7 +227,15 @@ def test_generate_a_domain_dataset_with_checked_answers(client: httpx.Client):
     assert msg.startswith("arithmetic.jsonl: ") and "belongs to the arithmetic domain, not code" in msg
     unknown = client.post("/v1/generate", json={**body, "domain": "chemistry"}, headers=headers(A))
     assert unknown.status_code == 422 and "unknown domain" in unknown.text
-    # the server decides how many programs run at once
+    # a medical job needs the reference corpus the server was started with (--references): none here
+    medical = client.post(
+        "/v1/generate", json={**body, "domain": "medical", "seeds": "medical.jsonl"}, headers=headers(A)
+    )
+    assert medical.status_code == 422 and medical.json()["detail"][0]["loc"][-1] == "domain"
+    assert "--references" in medical.json()["detail"][0]["msg"]
+    # the server decides how many programs run at once, and which folder is the corpus
+    folder = client.post("/v1/generate", json={**body, "references": "/etc"}, headers=headers(A))
+    assert folder.status_code == 422 and "a server setting" in folder.text
     parallel = client.post("/v1/generate", json={**body, "sandbox_parallel": 8}, headers=headers(A))
     assert parallel.status_code == 422
 

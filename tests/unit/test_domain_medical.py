@@ -290,6 +290,9 @@ def test_the_judge_sees_only_the_cited_passages_and_reads_yes_or_no():
         "reason": "the passage says 4 g.",
     }
     assert parse_judge("Verdict: yes")["supported"] is True
+    # an unreadable verdict keeps the item, marked, for the verifier to call unverifiable
+    [unread] = task.parse(row, TeacherResponse(text="It depends on many things."))
+    assert unread.facts["judge"] is None and unread.instances == row.instances
     assert parse_judge("Not every claim is stated.") is None and parse_judge("Maybe.") is None
 
 
