@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from generator.candidates import Candidate
 from generator.errors import RunFolderBusy
 from generator.records import Dropped, Record
 from generator.state import RunState
@@ -36,10 +37,12 @@ STATE, ALPACA, STATS, CONFIG, LOCK = "state.json", "alpaca.json", "stats.json", 
 
 @dataclass(frozen=True)
 class StageFiles:
-    """The two append-only files a stage writes its rounds to."""
+    """The append-only files a stage writes its rounds to (`candidates`: its judged stream, if it
+    records one; see `generator/candidates.py`)."""
 
     records: str
     dropped: str
+    candidates: str | None = None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -104,9 +107,17 @@ class RunFolder:
             f.flush()
             os.fsync(f.fileno())
 
-    def append_round(self, files: StageFiles, records: list[Record], dropped: list[Dropped]) -> None:
+    def append_round(
+        self,
+        files: StageFiles,
+        records: list[Record],
+        dropped: list[Dropped],
+        candidates: list[Candidate] | None = None,
+    ) -> None:
         self.append(files.records, [r.model_dump_json() for r in records])
         self.append(files.dropped, [d.model_dump_json() for d in dropped])
+        if files.candidates is not None:
+            self.append(files.candidates, [c.model_dump_json() for c in candidates or []])
 
     # -- the commit point -----------------------------------------------------------------------------
     def commit(self, state: RunState) -> None:
@@ -133,8 +144,10 @@ class RunFolder:
         """Cut the stage's two files back to `last_round`; return its committed records."""
         records = self.committed_records(files, last_round)
         self._rewrite(files.records, [r.model_dump_json() for r in records])
-        dropped = [json.dumps(row, ensure_ascii=False) for row in self._committed(files.dropped, last_round)]
-        self._rewrite(files.dropped, dropped)
+        for name in (files.dropped, files.candidates):
+            if name is not None:
+                rows = [json.dumps(row, ensure_ascii=False) for row in self._committed(name, last_round)]
+                self._rewrite(name, rows)
         return records
 
     def _committed(self, name: str, last_round: int) -> list[dict[str, Any]]:
@@ -161,8 +174,9 @@ class RunFolder:
 
     def reset_stage(self, files: StageFiles) -> None:
         """Start a stage afresh: its files present and empty (even if a round keeps or drops nothing)."""
-        for name in (files.records, files.dropped):
-            self._rewrite(name, [])
+        for name in (files.records, files.dropped, files.candidates):
+            if name is not None:
+                self._rewrite(name, [])
 
     def reset(self) -> None:
         """Start the whole run afresh: remove what an uncommitted earlier attempt left."""

@@ -170,7 +170,7 @@ class Runner:
                 stats.add(done.stats)
                 stats.elapsed_s = elapsed_before + time.monotonic() - started
                 with stats.timed("write"):
-                    self.folder.append_round(stage.files, done.records, done.dropped)
+                    self.folder.append_round(stage.files, done.records, done.dropped, done.candidates)
                     section = done.state.model_copy(update={"stats": stats.to_state(), "input": fingerprint})
                     self.state = self.state.with_section(stage.name, section)
                     self.folder.commit(self.state)

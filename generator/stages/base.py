@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from generator.candidates import Candidate
 from generator.records import AlpacaRow, Dropped, Record
 from generator.run_folder import StageFiles
 from generator.state import StageState
@@ -36,6 +37,7 @@ class RoundDone:
     stats: RunStats  # this round's counters, added to the stage's when it commits
     records: list[Record] = field(default_factory=list)  # appended to the stage's records file
     dropped: list[Dropped] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)  # what it judged, in order (candidates.jsonl)
     state: StageState | None = None  # the stage's section of state.json after this round
     kept: int = 0  # the stage's kept items after this round
     done: int = 0  # progress, in the stage's unit (see `Stage.unit`)

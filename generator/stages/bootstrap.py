@@ -39,6 +39,7 @@ import ray
 
 from filters.base import Filter, build_filters, run_filters, take_stats
 from filters.instances import apply_instance_filters
+from generator.candidates import Fate, candidate
 from generator.config import RunConfig
 from generator.pool import Neighbours, PoolActor, Verdict, sample_mixes
 from generator.profiles import PROFILES
@@ -57,7 +58,7 @@ from generator.workers import Answer, Chain, Pending, collect, ready, send_chain
 
 log = logging.getLogger("synth_instruct")
 
-INSTRUCTIONS, DROPPED = "instructions.jsonl", "dropped.jsonl"
+INSTRUCTIONS, DROPPED, CANDIDATES = "instructions.jsonl", "dropped.jsonl", "candidates.jsonl"
 WriteChain = Chain[TaskRow, bool | None, list[Instance]]
 
 
@@ -65,7 +66,7 @@ class Bootstrap:
     """The stage: what the runner needs to know of it. `BootstrapRounds` holds the round's steps."""
 
     name = "bootstrap"
-    files = StageFiles(records=INSTRUCTIONS, dropped=DROPPED)
+    files = StageFiles(records=INSTRUCTIONS, dropped=DROPPED, candidates=CANDIDATES)
     unit = "instructions"
 
     def __init__(self, cfg: RunConfig) -> None:
@@ -147,6 +148,11 @@ class RoundInFlight:
     classified: Pending[tuple[Answer[bool | None], Answer[list[Instance]]]] = field(default_factory=list)
     instances: Pending[Answer[list[Instance]]] = field(default_factory=list)  # when there is no classify
     dropped: list[Dropped] = field(default_factory=list)
+    # the candidate stream (candidates.jsonl): every candidate in order, the first filter that dropped
+    # it, and the instances the teacher wrote before any instance filter judged them
+    judged: list[Record] = field(default_factory=list)
+    fates: dict[str, Fate] = field(default_factory=dict)
+    raw_instances: dict[str, list[Instance]] = field(default_factory=dict)
     stats: RunStats = field(default_factory=RunStats)  # this round's counters, added when it commits
 
     def waiting_on(self) -> list[ray.ObjectRef[Any]]:
@@ -317,6 +323,9 @@ class BootstrapRounds:
                 record.provenance.append(provenance("propose", self.identity, response))
                 candidates.append(record)
         found.candidates = len(candidates)
+        found.judged = candidates
+        if self.chain is None and self.instances is None:  # Alpaca: each came with its instance
+            found.raw_instances = {r.id: list(r.instances) for r in candidates}
         found.stats.counts["candidates"] += len(candidates)
 
         with found.stats.timed("instruction_filters"):
@@ -342,6 +351,7 @@ class BootstrapRounds:
                 found.new.append(record)
                 continue
             record.near_duplicate = v.near_duplicate
+            found.fates[record.id] = Fate(step="dedup", filter=v.filter or "dedup", reason=v.reason or "")
             found.dropped.append(
                 Dropped(
                     filter=v.filter or "dedup",
@@ -397,6 +407,7 @@ class BootstrapRounds:
                     stats.stages["classify"]["unreadable"] += c_response.ok and is_clf is None
                 record.instances = parsed or []
                 record.provenance.append(provenance("instances", self.identity, response))
+                found.raw_instances[record.id] = list(record.instances)
             self._filter_instances(found)
         assert found.neighbours is not None
         neighbours = ray.get(found.neighbours)
@@ -408,11 +419,16 @@ class BootstrapRounds:
         stats.counts["accepted"] += len(found.new)
         stats.counts["accepted_with_instances"] += newly_kept
         stats.counts["rounds"] += 1
+        judged = [
+            candidate("bootstrap", found.round, r, found.raw_instances.get(r.id), found.fates.get(r.id))
+            for r in found.judged
+        ]
         return RoundDone(
             round=found.round,
             stats=stats,
             records=found.new,
             dropped=found.dropped,
+            candidates=judged,
             state=BootstrapState(round=found.round, slots=self.plan.slots[: found.round + 1]),
             kept=self.kept,
             done=self.kept,
@@ -434,6 +450,8 @@ def _drops_into(found: RoundInFlight, filters: list[Filter], stage: str) -> None
 
     def record_drop(item: Record, label: str, reason: str) -> None:
         log.debug("dropped %s at %s by %s: %s", item.id, stage, label, reason)
+        if stage == "instruction":  # an instance filter drops instances, not the candidate
+            found.fates[item.id] = Fate(step=stage, filter=label, reason=reason)
         found.dropped.append(
             Dropped(filter=label, reason=reason, stage=stage, round=found.round, item=item.brief())
         )

@@ -30,6 +30,7 @@ import ray
 
 from filters.base import Filter, run_filters, take_stats
 from filters.verify import KeyDedup, Verify, verification_counts
+from generator.candidates import Fate, candidate
 from generator.config import RunConfig
 from generator.domains import domain_for
 from generator.domains.base import Domain, DomainStep
@@ -45,7 +46,7 @@ from generator.workers import Answer, Pending, collect, ready, send_to_workers
 
 log = logging.getLogger("synth_instruct")
 
-INSTRUCTIONS, DROPPED = "instructions.jsonl", "dropped.jsonl"
+INSTRUCTIONS, DROPPED, CANDIDATES = "instructions.jsonl", "dropped.jsonl", "candidates.jsonl"
 # A teacher the verifier never agrees with would otherwise draft rounds forever: after this many
 # committed rounds in a row with nothing kept, the stage ends (a rerun tries again from there).
 BARREN_ROUNDS = 10
@@ -53,7 +54,7 @@ BARREN_ROUNDS = 10
 
 class DomainStage:
     name = "domain"
-    files = StageFiles(records=INSTRUCTIONS, dropped=DROPPED)
+    files = StageFiles(records=INSTRUCTIONS, dropped=DROPPED, candidates=CANDIDATES)
     unit = "items"
 
     def __init__(self, cfg: RunConfig) -> None:
@@ -253,10 +254,17 @@ class DomainRun:
             repairable=lambda r: self.domain.repair(r) is not None,
         )
         filters: list[Filter] = [dedup, verify]
+        fates: dict[str, Fate] = {}
+
+        def dropped(item: Record, label: str, reason: str) -> None:
+            fates[item.id] = Fate(step="verify", filter=label, reason=reason)
+            self._drop(rnd, item, label, reason, "verify")
+
         for f in filters:
-            f.on_drop = lambda item, label, reason: self._drop(rnd, item, label, reason, "verify")
+            f.on_drop = dropped
+        answered = [r for r in rnd.items if r.instances]
         with stats.timed("verify"):
-            survivors = run_filters(filters, [r for r in rnd.items if r.instances])
+            survivors = run_filters(filters, answered)
         stats.add_filter_stats(take_stats(filters))
         kept = [self.keep(r) for r in survivors]
         # what later rounds are deduplicated against: the items kept, not those the verifier dropped
@@ -273,6 +281,8 @@ class DomainRun:
             stats=stats,
             records=kept,
             dropped=rnd.dropped,
+            # as judged: the teacher's answer and the verdict (a replay can switch verification off)
+            candidates=[candidate("domain", rnd.number, r, r.instances, fates.get(r.id)) for r in answered],
             state=DomainState(round=rnd.number),
             kept=self.kept,
             done=self.kept,
