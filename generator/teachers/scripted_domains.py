@@ -179,7 +179,24 @@ def domain_answer(text: str, rng: random.Random) -> str | None:
     if text.startswith("You write short word problems for arithmetic practice"):
         expression = re.search(r"value of this expression: (.+)", text)
         return arithmetic_story(expression.group(1) if expression else "", rng)
+    audit = audit_answer(text, rng)
+    if audit is not None:
+        return audit
     return medical_domain_answer(text, rng)
+
+
+# -- the report's audit ------------------------------------------------------------------------------------
+
+
+def audit_answer(text: str, rng: random.Random) -> str | None:
+    """A judge's three yes/no answers to the report's audit prompt (template report_audit), about as
+    often yes as a lenient judge says it, now and then unreadable; None for any other prompt."""
+    if not text.startswith("You are auditing one example of instruction-tuning data"):
+        return None
+    if rng.random() < 0.05:
+        return "I cannot tell from this example."
+    answers = ["yes" if rng.random() < p else "no" for p in (0.9, 0.8, 0.6)]
+    return "\n".join(f"{i}. {a}" for i, a in enumerate(answers, start=1))
 
 
 # -- medical -----------------------------------------------------------------------------------------------
