@@ -136,9 +136,27 @@ def _hidden() -> dict[Path, list[Path]]:
     hidden: dict[Path, list[Path]] = {}
     for path in interpreter_paths():
         top = hidden_from_others(path)
-        if top is not None:
+        if top is not None and not _in_tmp(top):  # under /tmp: `_under_tmp` binds it back
             hidden.setdefault(top, []).append(path)
     return hidden
+
+
+def _in_tmp(path: Path) -> bool:
+    tmp = Path("/tmp").resolve()
+    return path == tmp or tmp in path.parents
+
+
+def _under_tmp() -> list[str]:
+    """bwrap arguments that bind back, read-only, the parts of this Python that live under /tmp (a
+    virtualenv in a checkout made with mktemp): the sandbox's own empty /tmp would hide them."""
+    args: list[str] = []
+    for part in interpreter_paths():
+        if _in_tmp(part) and part != Path("/tmp").resolve():
+            between = [d for d in reversed(part.parents) if _in_tmp(d) and d != Path("/tmp").resolve()]
+            for directory in between:  # open to nobody, whatever the real ones are (mktemp's are 0700)
+                args += ["--perms", "0755", "--dir", str(directory)]
+            args += ["--ro-bind", str(part), str(part)]
+    return args
 
 
 def _reveal() -> list[str]:
@@ -162,8 +180,9 @@ def wrapper(isolation: str, workdir: Path, tmp_bytes: int) -> list[str]:
         return [
             "bwrap",
             *("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"),
-            *(_reveal() if os.geteuid() == 0 else []),
             *("--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"),
+            *_under_tmp(),
+            *(_reveal() if os.geteuid() == 0 else []),
             *("--bind", str(workdir), str(workdir), "--chdir", str(workdir)),
             *("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"),
             # when bwrap is killed (our timeout kills its process group) the whole sandbox dies with
