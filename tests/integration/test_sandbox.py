@@ -343,3 +343,22 @@ def test_the_cli_refuses_a_missing_file(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert "no such file" in done.stderr and "nope.py" in done.stderr
+
+
+def test_a_python_that_lives_under_tmp_runs_in_the_sandbox(tmp_path: Path):
+    """A checkout made with mktemp keeps its virtualenv under /tmp, which the sandbox replaces with its
+    own empty /tmp: the interpreter's folders must be bound back (a fresh clone in CI found this)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    program = tmp_path / "hello.py"
+    program.write_text("import json, os\nprint(json.dumps({'cwd_is_tmp': os.getcwd().startswith('/tmp')}))\n")
+    repo = Path(__file__).resolve().parents[2]
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), *site])}
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "generator.sandbox", str(program), "--timeout", "10"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    verdict = json.loads(proc.stdout)
+    assert verdict["status"] == "ok", verdict
+    assert json.loads(verdict["stdout"]) == {"cwd_is_tmp": True}
