@@ -13,7 +13,8 @@ the cited passages state every claim (`JudgeSupport`).
 the citations exist and were retrieved; every number (dose, duration, threshold) is stated in a cited
 passage; an answer to a patient states no diagnosis as certain; the cited passages contain the answer's
 words (lexical) and/or the judge said yes. A medical answer has no source but the teacher, so a failed
-one is dropped, never repaired. The text checks live in `medical_checks.py`.
+one is dropped, never repaired. The teacher steps live in `medical_tasks.py`, the text checks in
+`medical_checks.py`.
 """
 
 from __future__ import annotations
@@ -33,11 +34,21 @@ from generator.domains.medical_checks import (
     states_certain_diagnosis,
     unsupported_numbers,
 )
+from generator.domains.medical_tasks import (
+    NOT_COVERED,
+    AnswerMedical,
+    JudgeSupport,
+    ProposeMedical,
+    answer_of,
+    has_citations,
+    needs_task,
+    parse_judge,
+    retrieved,
+)
 from generator.profiles import ANSWER_SAMPLING, JUDGE_SAMPLING
-from generator.records import Instance, Record, SeedTask, Verification
+from generator.records import Record, SeedTask, Verification
 from generator.seeding import derive_seed
-from generator.tasks.base import collapse_ws, request_for, template
-from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
+from generator.tasks.base import collapse_ws
 
 if TYPE_CHECKING:
     from generator.config import RunConfig
@@ -57,7 +68,6 @@ __all__ = [
     "seed_kind",
 ]
 
-NOT_COVERED = "The references do not cover this question."
 # A paraphrase keeps most of its source's words but adds some of its own ("common", "straight"); a
 # claim borrowed from a passage about something else shares few. With 4 in 5 content words required,
 # a faithful answer of twenty content words may bring four of its own, while an answer citing the
@@ -65,13 +75,6 @@ NOT_COVERED = "The references do not cover this question."
 SUPPORT_THRESHOLD = 0.8
 JUDGE_MAX_TOKENS = 64  # "yes" or "no" and one sentence of reason
 KINDS = ("patient_question", "clinical_summary", "drug_info", "triage")  # seed name prefixes
-KIND_TEXT = {
-    "patient_question": "patient question (a patient or carer asking in their own words)",
-    "clinical_summary": "clinical summary (a clinician asking for a short, factual summary)",
-    "drug_info": "drug information question (what a medicine is for, how it is taken, its cautions)",
-    "triage": "triage question (symptoms described, asking how urgently to seek care and where)",
-    "general": "medical question",
-}
 SupportCheck = Literal["lexical", "judge", "both"]
 
 
@@ -91,126 +94,6 @@ def seed_kind(seed: SeedTask) -> str:
     return next((kind for kind in KINDS if seed.name.startswith(f"{kind}_")), "general")
 
 
-def needs_task(item: Record) -> bool:
-    """Is this a placeholder the teacher must first write a task for?"""
-    return bool((item.facts or {}).get("needs_task"))
-
-
-def _answer(item: Record) -> str:
-    return item.instances[0].output if item.instances else ""
-
-
-def _retrieved(item: Record) -> list[dict[str, str]]:
-    return list((item.facts or {}).get("passages") or [])
-
-
-def has_citations(item: Record) -> bool:
-    """Does the answer cite a passage it was shown? (Only such answers are worth the judge's call.)"""
-    shown = {p["id"] for p in _retrieved(item)}
-    return any(pid in shown for pid in cited_ids(_answer(item)))
-
-
-def _seeded(params: SamplingParams, run_seed: int, step: str, item: Record) -> SamplingParams:
-    return params.model_copy(update={"seed": derive_seed(run_seed, "medical", step, item.id)})
-
-
-def _blocks(passages: list[dict[str, str]]) -> str:
-    return "\n\n".join(f"[{p['id']}] {p['title']}: {p['text']}" for p in passages) or "(none)"
-
-
-# -- teacher steps (run in worker actors: module-level classes with plain attributes) -----------------
-
-# A model often repeats the prompt's label ("New task:", "**Question:**") or quotes its answer.
-_LABEL = re.compile(r"^(?:#+\s*)?(?:\*\*)?(?:new\s+)?(?:task|question)(?:\s*\d+)?\s*:(?:\*\*)?\s*", re.I)
-
-
-class ProposeMedical:
-    """One new task like the examples (same kind), or one question that the shown passage answers."""
-
-    stage = "propose"
-
-    def __init__(self, params: SamplingParams, api: str, seed: int) -> None:
-        self.params, self.api, self.seed = params, api, seed
-
-    def prompt(self, item: Record) -> TeacherRequest:
-        facts = item.facts or {}
-        if "passage" in facts:
-            text = template("medical_propose_passage").format(passage=_blocks([facts["passage"]]))
-        else:
-            listed = "\n\n".join(f"Task {i}: {t.strip()}" for i, t in enumerate(facts["examples"], start=1))
-            kind = KIND_TEXT.get(facts.get("kind", "general"), KIND_TEXT["general"])
-            text = template("medical_propose").format(examples=listed, kind=kind)
-        return request_for(self.api, text, _seeded(self.params, self.seed, self.stage, item))
-
-    def parse(self, item: Record, response: TeacherResponse) -> list[Record] | None:
-        if not response.ok or response.truncated:  # a question cut off mid-sentence cannot be answered
-            return None
-        task = _LABEL.sub("", response.text.strip(), count=1).strip().strip('"“”').strip()
-        if not task:
-            return None
-        facts = item.facts or {}
-        new: dict[str, Any] = {"kind": "patient_question" if "passage" in facts else facts.get("kind")}
-        if "passage" in facts:
-            new["source_passage"] = facts["passage"]["id"]
-        return [item.model_copy(update={"instruction": task, "facts": new}, deep=True)]
-
-
-class AnswerMedical:
-    """An answer from the retrieved passages alone, every claim cited, or the not-covered sentence."""
-
-    stage = "answer"
-
-    def __init__(self, params: SamplingParams, api: str, seed: int) -> None:
-        self.params, self.api, self.seed = params, api, seed
-
-    def prompt(self, item: Record) -> TeacherRequest:
-        text = template("medical_answer").format(
-            passages=_blocks(_retrieved(item)), not_covered=NOT_COVERED, instruction=item.instruction
-        )
-        return request_for(self.api, text, _seeded(self.params, self.seed, self.stage, item))
-
-    def parse(self, item: Record, response: TeacherResponse) -> list[Record] | None:
-        answer = response.text.strip()
-        if not response.ok or response.truncated or not answer:
-            return None
-        return [item.model_copy(update={"instances": [Instance(input="", output=answer)]}, deep=True)]
-
-
-_VERDICT_LABEL = re.compile(r"^[\s*_`>#-]*(?:verdict|answer|reply)?[\s*_`]*:?[\s*_`]*", re.I)
-
-
-def parse_judge(text: str) -> dict[str, Any] | None:
-    """{"supported": bool, "reason": str} from "Yes. ..." / "No, ..."; None when neither leads."""
-    body = _VERDICT_LABEL.sub("", text.strip(), count=1)
-    match = re.match(r"(yes|no)\b[\s*_`.,:;!-]*", body, re.IGNORECASE)
-    if match is None:
-        return None
-    return {"supported": match[1].lower() == "yes", "reason": collapse_ws(body[match.end() :])}
-
-
-class JudgeSupport:
-    """The teacher as judge: does every claim of the answer appear in the passages it cites?"""
-
-    stage = "judge"
-
-    def __init__(self, params: SamplingParams, api: str, seed: int) -> None:
-        self.params, self.api, self.seed = params, api, seed
-
-    def prompt(self, item: Record) -> TeacherRequest:
-        cited = set(cited_ids(_answer(item)))
-        passages = [p for p in _retrieved(item) if p["id"] in cited]
-        text = template("medical_judge").format(passages=_blocks(passages), answer=_answer(item))
-        return request_for(self.api, text, _seeded(self.params, self.seed, self.stage, item))
-
-    def parse(self, item: Record, response: TeacherResponse) -> list[Record] | None:
-        # A reason cut short still follows a readable verdict, so a truncated reply is read too. An
-        # unreadable one is kept as None: the verifier calls it `judge_unreadable`, and --no-verify
-        # keeps the answer all the same.
-        verdict = parse_judge(response.text) if response.ok else None
-        facts = {**(item.facts or {}), "judge": verdict}
-        return [item.model_copy(update={"facts": facts}, deep=True)]
-
-
 # -- the verifier -------------------------------------------------------------------------------------
 
 METHODS = {"lexical": "references", "judge": "judge", "both": "references+judge"}
@@ -225,7 +108,7 @@ class MedicalVerifier:
         self.passages: dict[str, PassageLike] = {p.id: p for p in passages}
 
     def verify(self, item: Record) -> Verification:
-        answer = _answer(item).strip()
+        answer = answer_of(item).strip()
         if not answer:
             return self._verdict("unverifiable", "no_answer")
         if is_not_covered(answer):
@@ -236,7 +119,7 @@ class MedicalVerifier:
         unknown = [pid for pid in cited if pid not in self.passages]
         if unknown:
             return self._verdict("failed", "unknown_citation", cited=cited, unknown=unknown)
-        shown = {p["id"] for p in _retrieved(item)}
+        shown = {p["id"] for p in retrieved(item)}
         if not_shown := [pid for pid in cited if pid not in shown]:
             return self._verdict("failed", "citation_not_retrieved", cited=cited, not_retrieved=not_shown)
         citations = [{"id": pid, "title": self.passages[pid].title} for pid in cited]
@@ -355,9 +238,9 @@ class Medical:
 
     def settle(self, item: Record) -> Record:
         """The answer as the teacher wrote it, with the ids and titles of the passages it cites."""
-        titles = {p["id"]: p["title"] for p in _retrieved(item)}
+        titles = {p["id"]: p["title"] for p in retrieved(item)}
         titles |= {pid: p.title for pid, p in self.verifier.passages.items()}
-        cited = [] if is_not_covered(_answer(item)) else cited_ids(_answer(item))
+        cited = [] if is_not_covered(answer_of(item)) else cited_ids(answer_of(item))
         citations = [{"id": pid, "title": titles.get(pid, "")} for pid in cited]
         return item.model_copy(update={"facts": {**(item.facts or {}), "citations": citations}}, deep=True)
 
