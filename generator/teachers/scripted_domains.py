@@ -182,6 +182,9 @@ def domain_answer(text: str, rng: random.Random) -> str | None:
     audit = audit_answer(text, rng)
     if audit is not None:
         return audit
+    verdict = eval_judge_answer(text, rng)
+    if verdict is not None:
+        return verdict
     return medical_domain_answer(text, rng)
 
 
@@ -197,6 +200,19 @@ def audit_answer(text: str, rng: random.Random) -> str | None:
         return "I cannot tell from this example."
     answers = ["yes" if rng.random() < p else "no" for p in (0.9, 0.8, 0.6)]
     return "\n".join(f"{i}. {a}" for i, a in enumerate(answers, start=1))
+
+
+def eval_judge_answer(text: str, rng: random.Random) -> str | None:
+    """A judge's verdict on the fine-tune evaluation's pairwise prompt (template eval_judge): A or B as
+    often, now and then a tie or an unreadable reply; None for any other prompt."""
+    if not text.startswith("You are comparing two answers to the same instruction"):
+        return None
+    roll = rng.random()
+    if roll < 0.05:
+        return "I cannot decide between them."
+    if roll < 0.15:
+        return "tie"
+    return rng.choice(["A", "Answer B is better."])
 
 
 # -- medical -----------------------------------------------------------------------------------------------
