@@ -55,6 +55,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) -> FastAPI:
     report_lock = threading.Lock()
+    reports: dict[str, tuple[int, str]] = {}  # job id -> (stats.json's mtime when rendered, the page)
     settings.jobs_dir().mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path())
     metrics = Metrics(store.count_by_state)
@@ -329,10 +330,13 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
     @app.get(
         "/v1/jobs/{job_id}/report",
         responses={
-            200: {"content": {"text/html": {}}, "description": "the report page (figures embedded)"},
+            200: {
+                "content": {"text/html": {"schema": {"type": "string"}}},
+                "description": "the report page (figures embedded)",
+            },
             **_errors(401, 404, 409, 503),
         },
-        response_class=HTMLResponse,
+        # errors stay JSON like every other route's (a response class would document them as HTML)
         tags=["jobs"],
     )
     def job_report(job_id: str, owner: str = Depends(auth)) -> HTMLResponse:
@@ -342,14 +346,23 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
 
         row = owned(job_id, owner)
         run_dir = executor.folder(job_id) / "run"
-        if not (run_dir / "stats.json").exists():
+        stats = run_dir / "stats.json"
+        if not stats.exists():
             raise BadRequest(409, f"job {job_id} is {row['state']}: its report exists once a round commits")
         try:
             with report_lock:  # one render at a time: each is CPU work, and they write the same files
-                render_run(run_dir)
+                # rendered again only when the job has committed something since the last page
+                version = stats.stat().st_mtime_ns
+                if reports.get(job_id, (None, ""))[0] != version:
+                    render_run(run_dir)
+                    reports.pop(job_id, None)
+                    reports[job_id] = (version, (run_dir / "report.html").read_text("utf-8"))
+                    while len(reports) > 16:  # the pages last asked for (a page is hundreds of KB)
+                        reports.pop(next(iter(reports)))
+                page = reports[job_id][1]
         except ReportExtraMissing as exc:
             raise BadRequest(503, f"this server cannot render reports: {exc}") from None
-        return HTMLResponse((run_dir / "report.html").read_text("utf-8"))
+        return HTMLResponse(page)
 
     return app
 

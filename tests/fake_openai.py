@@ -73,6 +73,10 @@ class FakeOpenAI:
         port: int = 0,
     ) -> None:
         self.faults: deque[str] = deque()
+        # `hold()`: completions wait (unanswered, not failed) until `release()`, so a test can freeze a
+        # run mid-way without betting on how long anything takes
+        self.gate = threading.Event()
+        self.gate.set()
         self.delay = delay  # seconds added to every answer (to make a run slow enough to interrupt)
         self.jitter = jitter  # the delay is spread over [delay·(1-jitter), delay·(1+jitter)]
         self.seed = seed  # seeds the per-request random delays, with the request body
@@ -111,6 +115,12 @@ class FakeOpenAI:
         if self.thread.ident is not None:
             self.thread.join()
         self._sock.close()
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
 
     def next_fault(self) -> str | None:
         with self.lock:
@@ -168,6 +178,8 @@ class FakeOpenAI:
         if request.method != "POST":
             return _respond(405, b'{"error": {"message": "method not allowed"}}')
         body = json.loads(await request.read())
+        while not self.gate.is_set():
+            await asyncio.sleep(0.01)
         with self.lock:
             self.requests.append(body)
             self.times.append(time.monotonic())
