@@ -84,7 +84,7 @@ def full_all(base: RunConfig, ablations: AblationFile, out: Path) -> list[dict[s
                 summary = run(cfg, workers=pool)
                 entry = _entry(variant, cfg, base)
                 entry["run"] = str(folder)
-                entry["metrics"] = describe(dataset(folder).records(), seeds, summary)
+                entry["metrics"] = describe(dataset(folder).records(), seeds, summary, downstream(folder))
                 entry["metrics"]["shared_requests"] = summary["teacher"]["cache_hits"]
                 results.append(entry)
         finally:
@@ -96,11 +96,27 @@ def _entry(variant: Variant, cfg: RunConfig, base: RunConfig) -> dict[str, Any]:
     return {"name": variant.name, "description": variant.description, "changes": changes(cfg, base)}
 
 
-def describe(records: list[Record], seeds: list[SeedTask], stats: dict[str, Any]) -> dict[str, Any]:
+def describe(
+    records: list[Record],
+    seeds: list[SeedTask],
+    stats: dict[str, Any],
+    downstream: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A variant's metrics (`generator.report.variant_metrics`)."""
     from generator.report import variant_metrics
 
-    return variant_metrics(records, seeds, stats)
+    return variant_metrics(records, seeds, stats, downstream)
+
+
+def downstream(folder: Path) -> dict[str, Any] | None:
+    """The score of a model tuned on a variant's data, if one was (`python -m generator.finetune --data
+    <variant run>` writes `finetune/eval.json`; rerunning the ablation then reads it: the runs resume)."""
+    path = folder / "finetune" / "eval.json"
+    if not path.exists():
+        return None
+    result = read_json(path)
+    keys = ("score", "score_kind")
+    return {**{k: result.get(k) for k in keys}, "base": result.get("base"), "tuned": result.get("tuned")}
 
 
 def write_outputs(out: Path, mode: str, source: str, results: list[dict[str, Any]]) -> str:

@@ -119,3 +119,21 @@ def test_variants_apply_by_label_and_say_what_replay_cannot_judge(tmp_path: Path
     assert all(name in named for name in REGISTRY), [n for n in REGISTRY if n not in named]
     for variant in shipped.variants:
         apply(variant, base)  # and each one is a valid config
+
+
+def test_a_tuned_models_eval_is_a_variants_downstream_score(tmp_path: Path):
+    from generator.ablate import downstream
+
+    assert downstream(tmp_path) is None  # no tune: no score
+    (tmp_path / "finetune").mkdir()
+    (tmp_path / "finetune" / "eval.json").write_text(
+        json.dumps(
+            {"score": 1.71, "score_kind": "perplexity_ratio", "base": {"loss": 1.9}, "tuned": {"loss": 1.3}}
+        )
+    )
+    assert downstream(tmp_path) == {
+        "score": 1.71,
+        "score_kind": "perplexity_ratio",
+        "base": {"loss": 1.9},
+        "tuned": {"loss": 1.3},
+    }
