@@ -163,6 +163,13 @@ def apply_instance_filters(record: Record, filters: Sequence[Filter] | Iterable[
     return record if len(instances) == len(record.instances) else _with(record, instances)
 
 
+def filter_instances(record: Record, filters: Sequence[Filter] | Iterable[Filter]) -> None:
+    """Replace `record`'s instances with those the filters keep (none: it leaves the dataset). The
+    bootstrap does this to each accepted record, and a replay does it again the same way."""
+    filtered = apply_instance_filters(record, filters) if record.instances else None
+    record.instances = filtered.instances if filtered is not None else []
+
+
 def _per_instance(record: Record, instances: list[Instance], rules: list[InstanceFilter]) -> list[Instance]:
     """A run of per-instance rules, each judging the instances that reach it in one call.
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from filters.base import Filter, Judgement
-from generator.domains.base import Verifier
+from generator.domains.base import Domain, Verifier
 from generator.records import Record, Verification
 
 
@@ -89,6 +89,17 @@ class Verify(Filter):
             self.stats["repaired"] += 1
             return True
         return False, v.reason or v.verdict
+
+
+def domain_filters(
+    domain: Domain, seen: set[str], verifier: Verifier, keep_all: bool, parallel: int = 1
+) -> list[Filter]:
+    """A domain round's filters, in order: the duplicate check against `seen` (the keys of the items
+    kept before), then the verifier (`verifier`: the domain's own, or the verdicts a run recorded)."""
+    return [
+        KeyDedup(domain.dedup_key, seen),
+        Verify(verifier, keep_all, parallel, repairable=lambda r: domain.repair(r) is not None),
+    ]
 
 
 def verification_counts(counters: dict[str, int]) -> dict[str, object]:

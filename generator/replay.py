@@ -23,12 +23,12 @@ from itertools import groupby
 from pathlib import Path
 
 from filters.base import build_filters, run_filters, take_stats
-from filters.instances import apply_instance_filters
-from filters.verify import KeyDedup, Verify
+from filters.instances import filter_instances
+from filters.verify import domain_filters
 from generator.candidates import Candidate, read_candidates
 from generator.config import RunConfig
 from generator.domains import domain_for
-from generator.domains.base import Domain
+from generator.domains.base import as_kept
 from generator.pool import Pool
 from generator.records import Record, Verification, seed_to_record
 from generator.seeds import load_seeds
@@ -87,8 +87,7 @@ def _replay_bootstrap(stream: list[Candidate], cfg: RunConfig) -> Replayed:
                 out.counts["unanswered"] += 1  # accepted here, but the run never asked for its instances
                 record.instances = []
                 continue
-            filtered = apply_instance_filters(record, instances) if record.instances else None
-            record.instances = filtered.instances if filtered is not None else []
+            filter_instances(record, instances)
         out.counts["accepted"] += len(accepted)
         with_instances += sum(1 for r in accepted if r.instances)
         kept += accepted
@@ -121,27 +120,13 @@ def _replay_domain(stream: list[Candidate], cfg: RunConfig) -> Replayed:
         records = [c.as_record() for c in group]
         out.counts["candidates"] += len(records)
         # as the stage does at each commit: dedup against what was kept before, then the verdicts
-        dedup = KeyDedup(domain.dedup_key, seen)
-        repairable = lambda r: domain.repair(r) is not None  # noqa: E731
-        verify = Verify(RecordedVerdict(), keep_all=not cfg.verify, repairable=repairable)
-        survivors = run_filters([dedup, verify], records)
-        for label, counters in take_stats([dedup, verify]).items():
+        filters = domain_filters(domain, seen, RecordedVerdict(), keep_all=not cfg.verify)
+        survivors = [as_kept(domain, r, cfg.verify) for r in run_filters(filters, records)]
+        for label, counters in take_stats(filters).items():
             totals.setdefault(label, Counter()).update(counters)
-        if cfg.verify:
-            survivors = [_settled(domain, r) for r in survivors]
         seen.update(k for r in survivors if (k := domain.dedup_key(r)) is not None)
         kept += survivors
     out.records = kept[: cfg.target]
     out.counts["accepted"] = len(kept)
     out.filters = {label: dict(c) for label, c in totals.items()}
     return out
-
-
-def _settled(domain: Domain, record: Record) -> Record:
-    """The record as the stage keeps it: settled when verified, else repaired (Verify let it through)."""
-    assert record.verification is not None
-    if record.verification.verdict == "verified":
-        return domain.settle(record)
-    repaired = domain.repair(record)
-    assert repaired is not None
-    return repaired

@@ -29,7 +29,7 @@ from generator.tasks.base import Task
 if TYPE_CHECKING:
     from generator.config import RunConfig
 
-__all__ = ["Domain", "DomainStep", "Verification", "Verifier", "everything"]
+__all__ = ["Domain", "DomainStep", "Verification", "Verifier", "as_kept", "everything"]
 
 
 class Verifier(Protocol):
@@ -90,3 +90,17 @@ class Domain(Protocol):
 
 
 Facts = dict[str, Any]
+
+
+def as_kept(domain: Domain, item: Record, verify: bool) -> Record:
+    """A round's survivor as the dataset keeps it: as the teacher wrote it (`--no-verify`), settled
+    when verified, repaired when not (`filters.verify.Verify` lets through only what can be repaired).
+    The domain stage and the replay both keep items this way."""
+    if not verify:
+        return item
+    assert item.verification is not None
+    if item.verification.verdict == "verified":
+        return domain.settle(item)
+    repaired = domain.repair(item)
+    assert repaired is not None
+    return repaired

@@ -38,7 +38,7 @@ from typing import Any
 import ray
 
 from filters.base import Filter, build_filters, run_filters, take_stats
-from filters.instances import apply_instance_filters
+from filters.instances import filter_instances
 from generator.candidates import Fate, candidate
 from generator.config import RunConfig
 from generator.pool import Neighbours, PoolActor, Verdict, sample_mixes
@@ -440,8 +440,7 @@ class BootstrapRounds:
         with found.stats.timed("instance_filters"):
             _drops_into(found, self.instance_filters, "instances")
             for record in found.new:
-                filtered = apply_instance_filters(record, self.instance_filters) if record.instances else None
-                record.instances = filtered.instances if filtered is not None else []
+                filter_instances(record, self.instance_filters)
         found.stats.add_filter_stats(take_stats(self.instance_filters))
 
 

@@ -28,12 +28,12 @@ from typing import Any
 
 import ray
 
-from filters.base import Filter, run_filters, take_stats
-from filters.verify import KeyDedup, Verify, verification_counts
+from filters.base import run_filters, take_stats
+from filters.verify import domain_filters, verification_counts
 from generator.candidates import Fate, candidate
 from generator.config import RunConfig
 from generator.domains import domain_for
-from generator.domains.base import Domain, DomainStep
+from generator.domains.base import Domain, DomainStep, as_kept
 from generator.provenance import provenance
 from generator.records import Dropped, Record
 from generator.run_folder import StageFiles
@@ -246,14 +246,9 @@ class DomainRun:
     def commit(self, rnd: DomainRound) -> RoundDone:
         """Dedup against the items kept before, verify, settle: the round, ready to commit."""
         stats = rnd.stats
-        dedup = KeyDedup(self.domain.dedup_key, self.seen)
-        verify = Verify(
-            self.domain.verifier,
-            keep_all=not self.cfg.verify,
-            parallel=self.parallel,
-            repairable=lambda r: self.domain.repair(r) is not None,
+        filters = domain_filters(
+            self.domain, self.seen, self.domain.verifier, not self.cfg.verify, self.parallel
         )
-        filters: list[Filter] = [dedup, verify]
         fates: dict[str, Fate] = {}
 
         def dropped(item: Record, label: str, reason: str) -> None:
@@ -266,14 +261,14 @@ class DomainRun:
         with stats.timed("verify"):
             survivors = run_filters(filters, answered)
         stats.add_filter_stats(take_stats(filters))
-        kept = [self.keep(r) for r in survivors]
+        kept = [as_kept(self.domain, r, self.cfg.verify) for r in survivors]
         # what later rounds are deduplicated against: the items kept, not those the verifier dropped
         self.seen.update(k for r in kept if (k := self.domain.dedup_key(r)) is not None)
         self.kept += len(kept)
         self.barren = 0 if kept else self.barren + 1
         stats.counts["rounds"] += 1
         stats.counts["drafted"] += rnd.drafted
-        stats.counts["answered"] += sum(1 for r in rnd.items if r.instances)
+        stats.counts["answered"] += len(answered)
         stats.counts["accepted"] += len(kept)
         stats.counts["accepted_with_instances"] += len(kept)
         return RoundDone(
@@ -289,18 +284,6 @@ class DomainRun:
             summary=f"round {rnd.number}: {rnd.drafted} drafted, {len(rnd.dropped)} dropped, "
             f"{len(kept)} kept; kept {self.kept}/{self.cfg.target}",
         )
-
-    def keep(self, item: Record) -> Record:
-        """A survivor as the dataset keeps it: as the teacher wrote it (`--no-verify`), settled when
-        verified, repaired when not (`Verify` lets through only what the domain can repair)."""
-        if not self.cfg.verify:
-            return item
-        assert item.verification is not None
-        if item.verification.verdict == "verified":
-            return self.domain.settle(item)
-        repaired = self.domain.repair(item)
-        assert repaired is not None
-        return repaired
 
     def _drop(self, rnd: DomainRound, item: Record, label: str, reason: str, stage: str) -> None:
         log.debug("dropped %s at %s by %s: %s", item.id, stage, label, reason)
