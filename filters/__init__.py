@@ -10,6 +10,7 @@ from filters import (  # noqa: F401  (imported to register their filters)
     eliminator,
     heuristics,
     instances,
+    magpie,
     minhash,
     quality,
     rouge,

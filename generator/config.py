@@ -38,6 +38,7 @@ from generator.profiles import (
     evolve_profiles,
 )
 from generator.teachers.base import SamplingParams
+from generator.teachers.routing import DEFAULT, TeacherSpec, check_route
 
 CHANGES_DATA: JsonDict = {"changes_data": True}  # on a field: another value makes another dataset
 # Data fields added after run folders were made, with the value those folders were made with: a
@@ -51,6 +52,12 @@ ADDED_LATER: dict[str, object] = {
     "retrieve_k": 3,
     "passage_share": 0.25,
     "support_check": "lexical",
+    "teachers": {},  # issue 19: per-stage teachers, Magpie, personas
+    "route": {},
+    "answer_model": None,
+    "judge_model": None,
+    "chat_template": None,
+    "personas": None,
 }
 
 
@@ -68,8 +75,10 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # -- what to grow --------------------------------------------------------------------------------
-    seeds: Path = Field(
-        description="seed task file (Self-Instruct JSONL, or Alpaca JSON/JSONL)",
+    seeds: Path | None = Field(
+        None,
+        description="seed task file (Self-Instruct JSONL, or Alpaca JSON/JSONL); the magpie profile "
+        "needs none",
         json_schema_extra=CHANGES_DATA,
     )
     target: int = Field(100, ge=1, description="stop once this many instructions with >= 1 instance are kept")
@@ -120,6 +129,45 @@ class RunConfig(BaseModel):
         0.0, ge=0, description="price per 1M prompt tokens, for the cost estimate"
     )
     price_completion_per_1m: float = Field(0.0, ge=0, description="price per 1M completion tokens")
+
+    # -- per-stage teachers (generator/teachers/routing.py) ------------------------------------------
+    teachers: dict[str, TeacherSpec] = Field(
+        default_factory=dict,
+        description="more teachers by name (backend, base_url, model, api, max_in_flight, prices); the "
+        "run's own teacher is named default",
+        json_schema_extra=CHANGES_DATA,
+    )
+    route: dict[str, str] = Field(
+        default_factory=dict,
+        description="stage -> teacher name, for propose, classify, instances, evolve, answer, judge (a "
+        "stage left out uses the run's own teacher)",
+        json_schema_extra=CHANGES_DATA,
+    )
+    answer_model: str | None = Field(
+        None,
+        description="write instances and answers with this model, on the run's own backend and endpoint",
+        json_schema_extra=CHANGES_DATA,
+    )
+    judge_model: str | None = Field(
+        None,
+        description="judge (eliminator equality, scores, medical support) with this model, on the run's "
+        "own backend and endpoint",
+        json_schema_extra=CHANGES_DATA,
+    )
+
+    # -- diversity sources ---------------------------------------------------------------------------
+    chat_template: str | None = Field(
+        None,
+        description="the teacher's chat template (a .jinja file, a tokenizer_config.json, a model folder "
+        "or the template itself), for the magpie profile over HTTP (in-process vLLM reads its model's)",
+        json_schema_extra=CHANGES_DATA,
+    )
+    personas: Path | None = Field(
+        None,
+        description="file of personas, one per line (Persona Hub): each proposal prompt is written for "
+        "one, sampled per request (seeds/personas.txt ships with the project)",
+        json_schema_extra=CHANGES_DATA,
+    )
 
     # -- the loop ------------------------------------------------------------------------------------
     prompts_per_round: int = Field(
@@ -300,6 +348,28 @@ class RunConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _seeds_given(self) -> RunConfig:
+        if self.seeds is None and PROFILES[self.profile].needs_seeds:
+            raise ValueError(f"the {self.profile} profile grows from seed tasks: give --seeds FILE")
+        if self.seeds is None and (self.domain is not None or not self.bootstrap):
+            raise ValueError("a domain run, or evolving a file's rows (bootstrap=false), needs --seeds FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> RunConfig:
+        if DEFAULT in self.teachers:
+            raise ValueError(f"teachers: {DEFAULT!r} is the run's own teacher; name the others otherwise")
+        for name, spec in self.teachers.items():
+            if spec.teacher == "openai" and not spec.model:
+                raise ValueError(f"teachers.{name}: an openai teacher needs a model")
+        for flag, name in (("answer_model", "answer"), ("judge_model", "judge")):
+            model = getattr(self, flag)
+            if model is not None and name in self.teachers and self.teachers[name].model != model:
+                raise ValueError(f"--{flag.replace('_', '-')} names a teacher {name!r}: teachers has one")
+        check_route(self.route, list(self.teachers))
+        return self
+
+    @model_validator(mode="after")
     def _evolve_ops_known(self) -> RunConfig:
         if self.evolve_ops is not None:
             known = evolve_ops(self.evolve_profile)
@@ -321,13 +391,58 @@ class RunConfig(BaseModel):
             raise ValueError("a score filter needs the scores: drop --no-evolve-scores")
         return self
 
+    def for_teacher(self, name: str) -> RunConfig:
+        """The run's settings as teacher `name` sees them: its backend, endpoint, limits and prices."""
+        if name == DEFAULT:
+            return self
+        spec = self.teachers[name]
+        return self.model_copy(
+            update={
+                "teacher": spec.teacher,
+                "base_url": spec.base_url,
+                "model": spec.model,
+                "api_key_env": spec.api_key_env or self.api_key_env,
+                "max_in_flight": spec.max_in_flight or (64 if spec.teacher == "vllm" else 32),
+                "request_timeout": spec.request_timeout or self.request_timeout,
+                "max_retries": self.max_retries if spec.max_retries is None else spec.max_retries,
+                "replicas": spec.replicas,
+                "tensor_parallel": spec.tensor_parallel,
+                "price_prompt_per_1m": spec.price_prompt_per_1m,
+                "price_completion_per_1m": spec.price_completion_per_1m,
+                "teachers": {},
+                "route": {},
+            }
+        )
+
+    def teacher_names(self) -> list[str]:
+        """`default` and the named teachers a route uses (a teacher no stage uses is never started)."""
+        return [DEFAULT, *(name for name in self.teachers if name in self.route.values())]
+
+    def _routed(self) -> tuple[dict[str, TeacherSpec], dict[str, str]]:
+        """`teachers` and `route` with `--answer-model` and `--judge-model` folded in."""
+        teachers, route = dict(self.teachers), dict(self.route)
+        own: dict[str, object] = {"teacher": self.teacher, "base_url": self.base_url}
+        own |= {"api_key_env": self.api_key_env}
+        own |= {"replicas": self.replicas, "tensor_parallel": self.tensor_parallel}
+        own |= {"price_prompt_per_1m": self.price_prompt_per_1m}
+        own |= {"price_completion_per_1m": self.price_completion_per_1m}
+        if self.answer_model is not None:
+            teachers["answer"] = TeacherSpec.model_validate({**own, "model": self.answer_model})
+            route.setdefault("instances", "answer")
+            route.setdefault("answer", "answer")
+        if self.judge_model is not None:
+            teachers["judge"] = TeacherSpec.model_validate({**own, "model": self.judge_model})
+            route.setdefault("judge", "judge")
+        return teachers, route
+
     def resolved(self) -> RunConfig:
         """A copy with every profile-dependent field filled in and the output folder chosen."""
         p = PROFILES[self.profile]
+        teachers, route = self._routed()
         default = (
             f"{self.profile}-seed{self.seed}"
             if self.bootstrap
-            else f"evolve-{self.seeds.stem}-seed{self.seed}"
+            else f"evolve-{self.seeds.stem if self.seeds else 'seeds'}-seed{self.seed}"
         )
         if self.domain is not None:
             default = f"{self.domain}-seed{self.seed}" + ("" if self.verify else "-unverified")
@@ -365,6 +480,8 @@ class RunConfig(BaseModel):
                 "answer_params": self.answer_params or ANSWER_SAMPLING,
                 "judge_params": self.judge_params or JUDGE_SAMPLING,
                 "evolve_filters": ELIMINATOR if self.evolve_filters is None else self.evolve_filters,
+                "teachers": teachers,
+                "route": route,
             }
         )
 
@@ -376,6 +493,18 @@ FILTER_KINDS: dict[str, FilterKind] = {
     "instance_filters": "instances",
     "evolve_filters": "evolve",
 }
+
+
+def data_values(config: dict[str, object]) -> dict[str, object]:
+    """The fields of a dumped config that change a run's data, as resume compares them (of a named
+    teacher, only what changes its answers: not its limits or prices)."""
+    values = {k: config.get(k) for k in RunConfig.data_fields()}
+    teachers = values.get("teachers") or {}
+    assert isinstance(teachers, dict)
+    values["teachers"] = {
+        name: TeacherSpec.model_validate(spec).data_view() for name, spec in teachers.items()
+    }
+    return values
 
 
 class ConfigError(ValueError):

@@ -27,7 +27,7 @@ class Profile(BaseModel):
     name: str
     api: Literal["completion", "chat"]  # which endpoint the proposal prompt is written for
     # how the teacher is asked for new tasks (generator/tasks/propose.py: PROPOSERS)
-    proposal: Literal["numbered-list", "task-blocks"]
+    proposal: Literal["numbered-list", "task-blocks", "pre-query"]
     seeds_in_prompt: int  # in-context instructions drawn from the seed tasks
     machine_in_prompt: int  # in-context instructions drawn from the machine pool (0: seeds only)
     tasks_per_request: int  # how far the numbered list may run
@@ -38,6 +38,11 @@ class Profile(BaseModel):
     instruction_filters: list[FilterSpec]
     dedup: list[FilterSpec]
     instance_filters: list[FilterSpec]
+
+    @property
+    def needs_seeds(self) -> bool:
+        """Magpie's pre-query proposals need no seed tasks; the others show seeds in the prompt."""
+        return self.proposal != "pre-query"
 
 
 def _heuristics(blacklist: list[str]) -> list[FilterSpec]:

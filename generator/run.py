@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rounds-in-flight", "rounds_in_flight", type=int)
     add("--max-rounds", "max_rounds", type=int)
     add("--evolve-rounds", "evolve_rounds", type=int)
+    add("--personas", "personas", type=Path, metavar="FILE")
     add_domain_flags(p)
     add_common_flags(p)
     return p
@@ -115,6 +116,9 @@ def add_teacher_flags(p: argparse.ArgumentParser) -> None:
     add("--cache-path", "cache_path", type=Path)
     add("--price-prompt", "price_prompt_per_1m", type=float)
     add("--price-completion", "price_completion_per_1m", type=float)
+    add("--answer-model", "answer_model", metavar="MODEL")
+    add("--judge-model", "judge_model", metavar="MODEL")
+    add("--chat-template", "chat_template", metavar="FILE|TEMPLATE")
     p.add_argument(
         "--no-cache",
         dest="cache",
@@ -219,6 +223,7 @@ def run(
     resolved = config.resolved()
     seeds = load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
     if resolved.domain is not None:
+        assert resolved.seeds is not None  # RunConfig: a domain run names its seed file
         check_domain_seeds(resolved.seeds, seeds, resolved.domain)
         domain_for(resolved)  # the domain's own settings (a corpus, sandbox limits), before anything starts
     if teacher is None and workers is None:
@@ -295,11 +300,26 @@ def cli(args: argparse.Namespace, **fixed: object) -> int:
         f"{teacher['failed']} failed), {teacher['prompt_tokens']}+{teacher['completion_tokens']} tokens, "
         f"{summary['wall_time_s']:.1f}s, est. cost ${summary['cost_estimate_usd']:.4f}"
     )
+    if len(summary.get("teachers", {})) > 1:
+        print(format_teachers(summary["teachers"]))
     if "evolve" in summary:
         print(format_evolve_stats(summary["evolve"]))
     if "domain" in summary:
         print(format_domain_stats(summary["domain"]))
     return 0
+
+
+def format_teachers(teachers: dict[str, Any]) -> str:
+    """One line per teacher of a routed run: its model, stages, tokens, cost and latency."""
+    lines = []
+    for name, t in teachers.items():
+        lines.append(
+            f"teacher {name} ({t.get('backend', '?')}/{t.get('model', '?')}): "
+            f"{', '.join(t.get('stages', {})) or 'no calls'}; {t.get('requests', 0)} requests "
+            f"({t.get('failed', 0)} failed), {t.get('prompt_tokens', 0)}+{t.get('completion_tokens', 0)} "
+            f"tokens, ${t.get('cost_usd', 0.0):.4f}, {t.get('mean_latency_s', 0.0):.2f}s per answer"
+        )
+    return "\n".join(lines)
 
 
 def format_domain_stats(report: dict[str, Any]) -> str:

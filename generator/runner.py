@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from generator.config import ADDED_LATER, ConfigError, RunConfig
+from generator.config import ADDED_LATER, ConfigError, RunConfig, data_values
 from generator.dataset import Dataset, compose
 from generator.errors import TeacherUnavailable
 from generator.records import Record, alpaca_rows
@@ -29,6 +29,7 @@ from generator.stages import plan
 from generator.stages.base import Progress, Resumed, Stage
 from generator.state import RunState, StageState
 from generator.stats import RunStats
+from generator.teachers.routing import DEFAULT
 from generator.worker_pool import Workers
 
 log = logging.getLogger("synth_instruct")
@@ -47,7 +48,8 @@ def check_config(folder: RunFolder, cfg: RunConfig) -> None:
     if path.exists():
         before = read_json(path)
         before = {**ADDED_LATER, **before}  # a folder from before a field existed made it this way
-        changed = sorted(k for k in RunConfig.data_fields() if before.get(k) != current[k])
+        old, new = data_values(before), data_values(current)
+        changed = sorted(k for k in RunConfig.data_fields() if old[k] != new[k])
         if changed:
             raise ConfigError(
                 f"{folder.path} holds a run with different settings ({', '.join(changed)}); "
@@ -212,6 +214,14 @@ class Runner:
 
     # -- accounts ------------------------------------------------------------------------------------
 
+    def prices(self) -> dict[str, tuple[float, float]]:
+        """Each teacher's prices per 1M prompt and completion tokens, by name."""
+        return {
+            name: (c.price_prompt_per_1m, c.price_completion_per_1m)
+            for name in self.cfg.teacher_names()
+            for c in [self.cfg.for_teacher(name)]
+        }
+
     def summary(self, dataset: Dataset | None) -> dict[str, Any]:
         """stats.json: every stage's counters added up, each stage's own report, and the dataset."""
         total = RunStats()
@@ -219,14 +229,19 @@ class Runner:
             section = self.state.section(stage.name)
             if section is not None:
                 total.add(RunStats(section.stats))
-        summary = total.summary(self.cfg.price_prompt_per_1m, self.cfg.price_completion_per_1m)
+        summary = total.summary(self.prices())
         for stage in self.stages:
             report = stage.report(self.state.section(stage.name))
             if report is not None:
                 summary[stage.name] = report
-        window = self.context.window_report()
-        if window is not None:
-            summary["teacher"]["in_flight"] = window
+        windows = self.context.window_report()
+        if windows is not None:
+            summary["teacher"]["in_flight"] = windows.get(DEFAULT)
+            for name, window in windows.items():
+                summary["teachers"].setdefault(name, {})["in_flight"] = window
+        identities = self.context.known_identities()
+        for name, (backend, model) in identities.items():
+            summary["teachers"].setdefault(name, {}).update(backend=backend, model=model)
         if dataset is not None:
             summary["counts"]["dataset_instructions"] = len(dataset.records())
             summary["counts"]["dataset_rows"] = len(dataset.rows())

@@ -94,8 +94,12 @@ def _rows(path: Path, text: str) -> list[tuple[int, Any]]:
     return rows
 
 
-def load_seeds(path: str | Path) -> list[SeedTask]:
-    """Parse and validate a seed file. Raises SeedFileError with `file:line: problem`."""
+def load_seeds(path: str | Path | None) -> list[SeedTask]:
+    """Parse and validate a seed file. Raises SeedFileError with `file:line: problem`.
+
+    None (a run with no seed file: the magpie profile) has no seeds."""
+    if path is None:
+        return []
     path = Path(path)
     try:
         raw = path.read_bytes()

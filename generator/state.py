@@ -19,6 +19,7 @@ class SavedStats(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     stages: dict[str, dict[str, int]] = Field(default_factory=dict)
     filters: dict[str, dict[str, int]] = Field(default_factory=dict)
+    teachers: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)  # name -> stage -> calls
 
 
 class StageState(BaseModel):

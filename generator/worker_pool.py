@@ -15,6 +15,7 @@ import ray
 
 from generator.config import RunConfig
 from generator.teachers.base import Teacher
+from generator.teachers.routing import DEFAULT
 from generator.teachers.window import merge_reports
 from generator.workers import TeacherFactory, WorkerActor, stop_actors
 
@@ -25,32 +26,53 @@ class Workers:
     def __init__(self, cfg: RunConfig, make_teacher: TeacherFactory) -> None:
         self.cfg, self.make_teacher = cfg, make_teacher
         self._actors: list[Any] = []
-        self._identity: tuple[str, str] | None = None
-        self._windows: dict[str, int] | None = None  # the windows' last report, kept after they stop
+        self._identities: dict[str, tuple[str, str]] | None = None
+        self._windows: dict[str, dict[str, int]] | None = None  # the last report, kept after they stop
 
     def workers(self) -> list[Any]:
         """The actors, started if need be (without waiting for them: `identity` does)."""
         if not self._actors:
-            assert self.cfg.max_in_flight is not None  # a resolved config
-            # Each worker's part of the window; the parts add up to --max-in-flight exactly.
-            limit = self.cfg.max_in_flight
-            count = min(self.cfg.num_workers, limit)
-            shares = [limit // count + (i < limit % count) for i in range(count)]
-            self._actors = [WorkerActor.remote(self.make_teacher, share) for share in shares]
+            names = self.cfg.teacher_names()
+            limits = {name: self.cfg.for_teacher(name).max_in_flight or 1 for name in names}
+            # Each worker's part of each teacher's window; the parts add up to its limit exactly.
+            count = min(self.cfg.num_workers, *limits.values())
+            shares = [
+                {name: limit // count + (i < limit % count) for name, limit in limits.items()}
+                for i in range(count)
+            ]
+            chat_only = frozenset(n for n in names if n != DEFAULT and self.cfg.teachers[n].api == "chat")
+            route = self.cfg.route
+            self._actors = [
+                WorkerActor.remote(self.make_teacher, share, route, chat_only) for share in shares
+            ]
         return self._actors
 
     def identity(self) -> tuple[str, str]:
-        """The teacher's (backend, model), once the workers are up (this waits for the teacher)."""
-        if self._identity is None:
-            backend, model = ray.get(self.workers()[0].identity.remote())
-            self._identity = (str(backend), str(model))
-        return self._identity
+        """The run's own teacher's (backend, model), once the workers are up (this waits for it)."""
+        return self.identities()[DEFAULT]
 
-    def window_report(self) -> dict[str, int] | None:
-        """The workers' in-flight windows added up (their limit, 429s, decreases): see `Window`."""
+    def identities(self) -> dict[str, tuple[str, str]]:
+        """Every teacher's (backend, model), by name (this waits for the teachers)."""
+        if self._identities is None:
+            found = ray.get(self.workers()[0].identities.remote())
+            self._identities = {str(k): (str(b), str(m)) for k, (b, m) in found.items()}
+        return self._identities
+
+    def known_identities(self) -> dict[str, tuple[str, str]]:
+        """The teachers' identities if the workers have said them (never waits)."""
+        return dict(self._identities or {})
+
+    def window_report(self) -> dict[str, dict[str, int]] | None:
+        """Each teacher's in-flight windows, the workers' added up (limit, 429s, decreases, answers)."""
         if self._actors:
             reports = ray.get([w.window_report.remote() for w in self._actors])
-            self._windows = {**merge_reports(reports), "answers": sum(r["answers"] for r in reports)}
+            self._windows = {
+                name: {
+                    **merge_reports([r[name] for r in reports]),
+                    "answers": sum(r[name]["answers"] for r in reports),
+                }
+                for name in reports[0]
+            }
         return self._windows
 
     def stop(self) -> None:
@@ -64,7 +86,8 @@ def teacher_settings(config: RunConfig) -> RunConfig:
     """`config` resolved, with the worker count its backend wants: one for vLLM (its engine actors
     keep many requests in flight themselves), `num_workers` over HTTP."""
     resolved = config.resolved()
-    workers = 1 if resolved.teacher == "vllm" else resolved.num_workers
+    backends = {resolved.for_teacher(name).teacher for name in resolved.teacher_names()}
+    workers = 1 if "vllm" in backends else resolved.num_workers
     return resolved.model_copy(update={"num_workers": workers})
 
 
@@ -78,14 +101,13 @@ def start_workers(config: RunConfig, teacher: TeacherFactory | None = None) -> W
 
 
 def default_teacher(config: RunConfig) -> TeacherFactory:
-    """Builds, inside each worker, the teacher `config` names (behind the request cache) with that
-    worker's share of the in-flight limit. `config` comes from `teacher_settings`."""
-    assert config.max_in_flight is not None
-    per_worker = -(-config.max_in_flight // config.num_workers)
-    return partial(_teacher, config, per_worker)
+    """Builds, inside each worker, the teachers `config` names (each behind the request cache) with
+    that worker's share of each one's in-flight limit. `config` comes from `teacher_settings`."""
+    return partial(_teachers, config)
 
 
-def _teacher(config: RunConfig, max_in_flight: int) -> Teacher:
-    from generator.teachers.factory import make_teacher
+def _teachers(config: RunConfig) -> Teacher | dict[str, Teacher]:
+    from generator.teachers.factory import make_teachers
 
-    return make_teacher(config, max_in_flight)
+    teachers = make_teachers(config)
+    return teachers[DEFAULT] if len(teachers) == 1 else teachers

@@ -3,7 +3,10 @@
 A worker never decides what is kept; it only turns rows into parsed results, one per row and in row
 order, so the driver can hand them to the filters and the pool deterministically.
 
-Every teacher request goes through the worker's in-flight window (`generator/teachers/window.py`), one
+A worker may hold several teachers (per-stage routing, generator/teachers/routing.py): each request
+goes to the teacher its task's stage is routed to, and the response says which (`response.teacher`).
+
+Every teacher request goes through its teacher's in-flight window (`generator/teachers/window.py`), one
 request at a time: the window holds the worker's share of `--max-in-flight`, serves waiting requests by
 priority (the driver gives earlier rounds' work a lower number, so it goes first), and halves itself on
 429s. A batch sent here never waits on its slowest member before the window refills: each row takes a
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -22,11 +25,13 @@ import ray
 
 from generator.tasks.base import Task
 from generator.teachers.base import Teacher, TeacherRequest, TeacherResponse
+from generator.teachers.routing import DEFAULT, teacher_for
 from generator.teachers.window import Window
 
 log = logging.getLogger(__name__)
 
-TeacherFactory = Callable[[], Teacher]
+# Builds a worker's teacher, or its teachers by name (`default` among them) when a run routes stages.
+TeacherFactory = Callable[[], Teacher | dict[str, Teacher]]
 Row = TypeVar("Row")
 Out = TypeVar("Out")
 Then = TypeVar("Then")
@@ -51,16 +56,35 @@ class Chain(Generic[Row, Out, Then]):
 
 
 class Worker:
-    def __init__(self, make_teacher: TeacherFactory, in_flight: int = 8) -> None:
-        self.teacher = make_teacher()
-        self.window = Window(in_flight)
-        self.answers = 0  # every answer this worker got, including those of rounds a run then abandoned
+    """`in_flight`: this worker's share of each teacher's window (an int: of the one teacher's).
+    `route`: stage role -> teacher name; `chat_only`: teachers whose endpoint has no completions."""
+
+    def __init__(
+        self,
+        make_teacher: TeacherFactory,
+        in_flight: int | Mapping[str, int] = 8,
+        route: Mapping[str, str] | None = None,
+        chat_only: frozenset[str] = frozenset(),
+    ) -> None:
+        made = make_teacher()
+        self.teachers = dict(made) if isinstance(made, dict) else {DEFAULT: made}
+        limits = dict(in_flight) if isinstance(in_flight, Mapping) else {DEFAULT: in_flight}
+        self.windows = {name: Window(limits[name]) for name in self.teachers}
+        # A factory that makes one teacher (a test's, the service's) answers every stage itself.
+        self.route = dict(route or {}) if isinstance(made, dict) else {}
+        self.chat_only = chat_only
+        self.answers: dict[str, int] = dict.fromkeys(self.teachers, 0)  # abandoned rounds' included
 
     def identity(self) -> tuple[str, str]:
-        return self.teacher.backend, self.teacher.model
+        return self.identities()[DEFAULT]
 
-    def window_report(self) -> dict[str, int]:
-        return {**self.window.report(), "answers": self.answers}
+    def identities(self) -> dict[str, tuple[str, str]]:
+        """(backend, model) of each teacher, by name."""
+        return {name: (t.backend, t.model) for name, t in self.teachers.items()}
+
+    def window_report(self) -> dict[str, dict[str, int]]:
+        """Each teacher's window (limit, 429s, decreases) and answers, by name."""
+        return {name: {**w.report(), "answers": self.answers[name]} for name, w in self.windows.items()}
 
     async def run(self, task: Task[Row, Out], rows: list[Row], priority: int = 0) -> list[Answer[Out]]:
         """(response, parsed) per row; parsed is None when the call failed or the text was garbage."""
@@ -78,7 +102,7 @@ class Worker:
         return list(await asyncio.gather(*(both(row) for row in rows)))
 
     async def _one(self, task: Task[Row, Out], row: Row, priority: int) -> Answer[Out]:
-        response = await self._ask(task.prompt(row), priority)
+        response = await self._ask(teacher_for(self.route, task.stage), task.prompt(row), priority)
         parsed: Out | None = None
         if response.ok:
             try:
@@ -87,20 +111,27 @@ class Worker:
                 log.warning("%s: could not parse response %s: %s", task.stage, response.request_key[:8], exc)
         return response, parsed
 
-    async def _ask(self, request: TeacherRequest, priority: int) -> TeacherResponse:
-        async with self.window.slot(priority):
-            [response] = await self.teacher.generate([request])
-        self.answers += 1
+    async def _ask(self, name: str, request: TeacherRequest, priority: int) -> TeacherResponse:
+        if name in self.chat_only and request.kind == "completion":
+            # An endpoint without completions gets the prompt as one user message (as `--api chat` does).
+            request = TeacherRequest.chat(request.text(), request.params)
+        window = self.windows[name]
+        async with window.slot(priority):
+            [response] = await self.teachers[name].generate([request])
+        self.answers[name] += 1
+        response.teacher = name
         if response.cached:
             pass  # a cached answer says nothing about the server now (its 429s were another day's)
         elif response.rate_limited:
-            self.window.rate_limited(response.rate_limited)
+            window.rate_limited(response.rate_limited)
         elif response.ok:
-            self.window.succeeded(response.latency_s)
+            window.succeeded(response.latency_s)
         return response
 
     async def close(self) -> None:
-        await self.teacher.close()
+        # Two names may share one teacher (one vLLM engine per model): close each once.
+        for teacher in {id(t): t for t in self.teachers.values()}.values():
+            await teacher.close()
 
 
 # Teacher calls wait on the network or on engine actors, so workers need no CPU of their own.

@@ -130,6 +130,7 @@ def build_config(
             422, validation_error_body(exc.errors()).error, validation_error_body(exc.errors()).detail
         ) from None
     if config.domain is not None:  # a domain's seeds, not another domain's (the error names the file only)
+        assert seeds is not None
         tasks = body.seed_tasks if body.seed_tasks is not None else load_seeds(seeds)
         try:
             check_domain_seeds(Path(seeds.name), tasks, config.domain)

@@ -41,6 +41,12 @@ SERVER_FIELDS = frozenset(
         "price_completion_per_1m",
         "sandbox_parallel",  # processes the server runs at once
         "references",  # a folder on the server
+        "teachers",  # the server's teachers and routes: one worker pool serves every job
+        "route",
+        "answer_model",
+        "judge_model",
+        "chat_template",  # the server's teacher's
+        "personas",  # a file on the server
     }
 )
 

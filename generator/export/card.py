@@ -41,7 +41,7 @@ class ExportFacts(BaseModel):
 
     format: str
     run_name: str
-    seeds: str
+    seeds: str | None  # None: a seedless run (the magpie profile)
     seeds_sha256: str | None
     seed: int
     teacher: TeacherFacts
@@ -143,8 +143,13 @@ def body(facts: ExportFacts) -> str:
     teacher = f"`{t.model}` ({t.backend}{', embedded' if t.embedded else ''})"
     if t.answered_by and t.answered_by != [f"{t.model} ({t.backend})"]:
         teacher += f", answered by {', '.join(f'`{a}`' for a in t.answered_by)}"
+    source = (
+        f"from the seed tasks in `{facts.seeds}`"
+        if facts.seeds
+        else "with no seed tasks (the teacher wrote each query from its chat template's user turn)"
+    )
     made = [
-        f"Grown by synth-instruct from the seed tasks in `{facts.seeds}` with the "
+        f"Grown by synth-instruct {source} with the "
         f"`{facts.profile}` profile (run `{facts.run_name}`, seed {facts.seed}), teacher {teacher}.",
     ]
     if facts.domain:

@@ -72,7 +72,9 @@ def teacher_facts(cfg: RunConfig, records: list[Record]) -> TeacherFacts:
     )
 
 
-def seeds_sha256(path: Path) -> str | None:
+def seeds_sha256(path: Path | None) -> str | None:
+    if path is None:  # a seedless run (the magpie profile)
+        return None
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:  # moved since the run: the card still names the file
@@ -129,7 +131,7 @@ def export_run(
     facts = ExportFacts(
         format=fmt,
         run_name=cfg.run_name or run_dir.name,
-        seeds=str(cfg.seeds),
+        seeds=str(cfg.seeds) if cfg.seeds is not None else None,
         seeds_sha256=seeds_sha256(cfg.seeds),
         seed=cfg.seed,
         teacher=teacher_facts(cfg, records),

@@ -81,10 +81,10 @@ def load_run(folder: str | Path) -> RunData:
     return RunData(folder, config, dataset(folder).records(), seeds, stats)
 
 
-def _seed_file(path: Path, folder: Path) -> Path:
+def _seed_file(path: Path | None, folder: Path) -> Path | None:
     """The run's seed file: a relative path is relative to where the run started, which is here or,
     when the report runs elsewhere, most likely a folder above the run folder (out/<run>)."""
-    if path.is_absolute() or path.exists():
+    if path is None or path.is_absolute() or path.exists():
         return path
     found = (base / path for base in folder.resolve().parents)
     return next((p for p in found if p.is_file()), path)

@@ -78,6 +78,8 @@ class Context(Protocol):
 
     def identity(self) -> tuple[str, str]: ...
 
+    def identities(self) -> dict[str, tuple[str, str]]: ...
+
 
 class StageRun(Protocol):
     """A stage's rounds, ready to go: the runner times `rounds()` and always calls `close()`."""

@@ -43,7 +43,7 @@ from generator.candidates import Fate, candidate
 from generator.config import RunConfig
 from generator.pool import Neighbours, PoolActor, Verdict, sample_mixes
 from generator.profiles import PROFILES
-from generator.provenance import provenance
+from generator.provenance import describe, provenance
 from generator.records import Dropped, Instance, Record, Similar, TaskRow, as_example, as_task, seed_to_record
 from generator.run_folder import StageFiles
 from generator.seeding import derive_seed
@@ -112,12 +112,12 @@ class Bootstrap:
         seeds = [seed_to_record(s) for s in load_seeds(cfg.seeds)]
         steps = BootstrapRounds(cfg, seeds, accepted, ctx, plan, kept)
         log.info(
-            "growing %s: %d seeds, target %d, profile %s, teacher %s/%s, %d workers, %d rounds in flight",
+            "growing %s: %d seeds, target %d, profile %s, teacher %s, %d workers, %d rounds in flight",
             cfg.run_name,
             len(seeds),
             cfg.target,
             cfg.profile,
-            *steps.identity,
+            describe(steps.identity, cfg.route),
             cfg.num_workers,
             cfg.rounds_in_flight,
         )
@@ -208,7 +208,7 @@ class BootstrapRounds:
         self.seed_ids, self.machine_ids = [r.id for r in seeds], [r.id for r in accepted]
         self.pool_after = list(itertools.accumulate(plan.accepted))
         self.examples = {r.id: as_example(r) for r in [*seeds, *accepted]}
-        self.identity = ctx.identity()
+        self.identity = ctx.identities()
         ray.get(restored)
         self.plan, self.kept = plan, kept
         self.flight: dict[int, RoundInFlight] = {}  # the rounds sent and not committed, oldest first

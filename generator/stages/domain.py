@@ -34,7 +34,7 @@ from generator.candidates import Fate, candidate
 from generator.config import RunConfig
 from generator.domains import domain_for
 from generator.domains.base import Domain, DomainStep, as_kept
-from generator.provenance import provenance
+from generator.provenance import describe, provenance
 from generator.records import Dropped, Record
 from generator.run_folder import StageFiles
 from generator.seeds import load_seeds
@@ -137,7 +137,7 @@ class DomainRun:
         self.cfg, self.domain = cfg, domain
         self.seeds = load_seeds(cfg.seeds)
         self.steps: list[DomainStep] = domain.steps(cfg)
-        self.workers, self.identity = ctx.workers(), ctx.identity()
+        self.workers, self.identity = ctx.workers(), ctx.identities()
         # the keys of every item kept so far: a later item with one of them is a duplicate
         self.seen = {k for r in committed if r.instances and (k := domain.dedup_key(r)) is not None}
         self.parallel = cfg.sandbox_parallel or os.cpu_count() or 1
@@ -145,12 +145,12 @@ class DomainRun:
         self.barren = 0  # rounds in a row, up to now, that kept nothing
         self.flight: dict[int, DomainRound] = {}  # rounds sent and not committed, oldest first
         log.info(
-            "domain %s: growing from %s, target %d, %s, teacher %s/%s, %d workers",
+            "domain %s: growing from %s, target %d, %s, teacher %s, %d workers",
             domain.name,
             cfg.seeds,
             cfg.target,
             "verified answers only" if cfg.verify else "teacher answers kept (--no-verify)",
-            *self.identity,
+            describe(self.identity, cfg.route),
             len(self.workers),
         )
 

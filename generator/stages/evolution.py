@@ -39,7 +39,7 @@ import ray
 from filters.base import Filter, Phase, build_filters, take_stats
 from generator.config import RunConfig
 from generator.evolve_report import evolve_report, round_line
-from generator.provenance import provenance
+from generator.provenance import Identities, describe, provenance
 from generator.records import Dropped, Instance, Record
 from generator.run_folder import StageFiles
 from generator.seeding import derive_seed
@@ -131,17 +131,17 @@ class EvolutionRun:
         self.kept_total = len(evolved)
         self.specs = [*cfg.evolve_filters, *([cfg.score_filter] if cfg.score_filter else [])]
         self.tasks = EvolveTasks(cfg)
-        self.workers, self.identity = ctx.workers(), ctx.identity()
+        self.workers, self.identity = ctx.workers(), ctx.identities()
         self.live: dict[int, EvolutionRound] = {}  # rounds started and not committed
         self.pending: dict[ray.ObjectRef[Any], Step] = {}  # batches at the workers
         self.sent = 0
         log.info(
-            "evolving %d items for rounds %d..%d (%s ops, teacher %s/%s, %d workers)",
+            "evolving %d items for rounds %d..%d (%s ops, teacher %s, %d workers)",
             len(inputs),
             self.done + 1,
             cfg.evolve_rounds,
             cfg.evolve_profile,
-            *self.identity,
+            describe(self.identity, cfg.route),
             len(self.workers),
         )
 
@@ -272,7 +272,7 @@ class EvolutionRound:
         cfg: RunConfig,
         number: int,
         size: int,
-        identity: tuple[str, str],
+        identity: Identities,
         filters: list[Filter],
         tasks: EvolveTasks,
         send: Send,

@@ -85,6 +85,7 @@ class TeacherResponse(BaseModel):
     error: str | None = None
     attempts: int = 1
     rate_limited: int = 0  # 429 answers this request met before its final answer
+    teacher: str = "default"  # the name of the run's teacher that answered (routing.py)
 
     @property
     def ok(self) -> bool:

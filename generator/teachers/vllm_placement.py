@@ -9,6 +9,11 @@
 
 `VLLMTeacher` builds the placement group and the options; `EngineActor.start` applies the CPU
 environment inside the actor, before vLLM reads it.
+
+Several in-process teachers (per-stage routing) each get their own engines: `plan_gpu_shares` gives
+each engine whole GPUs when there are enough, lets single-GPU engines share a GPU (each with its part
+of the GPU's memory) when there are not, and otherwise refuses with what each teacher needs.
+`check_engines_fit` asks the cluster and applies it (CPU hosts: a CPU per shard, and memory).
 """
 
 from __future__ import annotations
@@ -44,13 +49,78 @@ def set_cpu_engine_env(replica: int, replicas: int) -> None:
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 
 
-def engine_placement_group(tensor_parallel: int) -> Any:
+def engine_placement_group(tensor_parallel: int, gpu_share: float = 1.0) -> Any:
     """A GPU engine's placement group (not waited for): one CPU bundle for the actor, one GPU bundle
-    per tensor-parallel shard, all on one node."""
+    per tensor-parallel shard (`gpu_share` of a GPU: below 1, engines share one), all on one node."""
     from ray.util.placement_group import placement_group
 
-    bundles = [{"CPU": 1}] + [{"GPU": 1}] * tensor_parallel
-    return placement_group(bundles, strategy="STRICT_PACK")
+    return placement_group(engine_bundles(tensor_parallel, gpu_share), strategy="STRICT_PACK")
+
+
+def engine_bundles(tensor_parallel: int, gpu_share: float = 1.0) -> list[dict[str, float]]:
+    return [{"CPU": 1.0}] + [{"GPU": gpu_share}] * tensor_parallel
+
+
+class EnginesDoNotFit(RuntimeError):
+    """The teachers' engines need more than the machine or cluster has."""
+
+
+# vLLM's default share of a GPU's memory for one engine; engines sharing a GPU split it.
+GPU_MEMORY_UTILIZATION = 0.9
+# A CPU engine's process beside its KV cache and weights (measured near 1 GiB for the embedded model).
+CPU_ENGINE_OVERHEAD_GIB = 1.0
+
+
+def plan_gpu_shares(engines: dict[str, tuple[int, int]], gpus: float) -> dict[str, float]:
+    """The share of a GPU each teacher's engines take, by teacher: `engines` is name -> (replicas,
+    tensor_parallel). Whole GPUs when they suffice; single-GPU engines share GPUs evenly when not."""
+    shards = sum(replicas * tp for replicas, tp in engines.values())
+    if shards <= gpus:
+        return dict.fromkeys(engines, 1.0)
+    need = ", ".join(f"{name}: {r} engine(s) x {tp} GPU(s)" for name, (r, tp) in engines.items())
+    if gpus < 1:
+        raise EnginesDoNotFit(f"the teachers' vLLM engines need GPUs ({need}); the cluster has none")
+    if any(tp > 1 for _, tp in engines.values()):
+        raise EnginesDoNotFit(
+            f"the teachers' vLLM engines need {shards} GPUs ({need}); the cluster has {gpus:g}. "
+            "Engines with tensor_parallel > 1 cannot share GPUs: lower replicas or tensor_parallel, or "
+            "serve a model over HTTP (teacher: openai)"
+        )
+    per_gpu = -(-shards // int(gpus))
+    share = int(100 / per_gpu) / 100  # Ray wants fractions it can add up exactly
+    return dict.fromkeys(engines, share)
+
+
+def check_engines_fit(
+    engines: dict[str, tuple[int, int]], weights_gib: dict[str, float] | None = None
+) -> dict[str, float]:
+    """`plan_gpu_shares` on this cluster; on a CPU host, each shard takes a CPU and each engine its KV
+    cache, weights and overhead of memory. Raises EnginesDoNotFit naming what each teacher needs."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = float(resources.get("GPU", 0))
+    if gpus > 0:
+        return plan_gpu_shares(engines, gpus)
+    cpus = float(resources.get("CPU", os.cpu_count() or 1))
+    shards = sum(replicas * tp for replicas, tp in engines.values())
+    need = ", ".join(f"{name}: {r} engine(s) x {tp} CPU(s)" for name, (r, tp) in engines.items())
+    if shards > cpus:
+        raise EnginesDoNotFit(
+            f"the teachers' CPU vLLM engines need {shards} CPUs ({need}); this machine has {cpus:g}"
+        )
+    kv = float(os.environ.get("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB))
+    weights = weights_gib or {}
+    memory = sum(
+        r * (kv + CPU_ENGINE_OVERHEAD_GIB + weights.get(name, 0.0)) for name, (r, _) in engines.items()
+    )
+    available = _available_gib()
+    if memory > available:
+        raise EnginesDoNotFit(
+            f"the teachers' CPU vLLM engines need about {memory:.1f} GiB ({need}; {kv:g} GiB of KV cache "
+            f"each, VLLM_CPU_KVCACHE_SPACE); {available:.1f} GiB is free"
+        )
+    return dict.fromkeys(engines, 0.0)
 
 
 def actor_options(tensor_parallel: int, max_in_flight: int, placement_group: Any = None) -> dict[str, Any]:
@@ -75,3 +145,15 @@ def actor_options(tensor_parallel: int, max_in_flight: int, placement_group: Any
             placement_group_capture_child_tasks=True,  # vLLM's GPU workers land in this group
         )
     return options
+
+
+def _available_gib() -> float:
+    """Free memory (MemAvailable), in GiB; infinite where /proc/meminfo cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")

@@ -28,7 +28,7 @@ import ray
 from generator.teachers.base import TeacherRequest, TeacherResponse, failed
 from generator.teachers.embedded import EMBEDDED_NAME, resolve_model
 from generator.teachers.vllm_actor import SHUTDOWN_TIMEOUT_S, EngineActor, EngineSpec
-from generator.teachers.vllm_placement import actor_options, engine_placement_group
+from generator.teachers.vllm_placement import GPU_MEMORY_UTILIZATION, actor_options, engine_placement_group
 from generator.teachers.vllm_requests import has_gpu, request_payload
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class VLLMTeacher:
         max_model_len: int = 2048,
         max_in_flight: int = 64,
         engine_kwargs: dict[str, Any] | None = None,
+        gpu_share: float = 1.0,
     ) -> None:
         if replicas < 1 or tensor_parallel < 1 or max_in_flight < 1:
             raise ValueError("replicas, tensor_parallel and max_in_flight must be >= 1")
@@ -66,6 +67,12 @@ class VLLMTeacher:
         self.tensor_parallel = tensor_parallel
         self.max_in_flight = max_in_flight
         self.gpu = has_gpu()
+        # Below 1, this teacher's engines share GPUs with another teacher's: a part of each GPU, and
+        # that part of its memory (vllm_placement.plan_gpu_shares).
+        self.gpu_share = gpu_share
+        engine_kwargs = dict(engine_kwargs or {})
+        if self.gpu and gpu_share < 1:
+            engine_kwargs.setdefault("gpu_memory_utilization", round(GPU_MEMORY_UTILIZATION * gpu_share, 3))
         self._placement_groups: list[Any] = []
         self._actors: list[Any] = []
         self._load = [0] * replicas
@@ -107,7 +114,7 @@ class VLLMTeacher:
     def _make_actor(self, spec: EngineSpec, index: int) -> Any:
         pg = None
         if self.gpu:
-            pg = engine_placement_group(spec.tensor_parallel)
+            pg = engine_placement_group(spec.tensor_parallel, self.gpu_share)
             self._placement_groups.append(pg)  # listed before waiting: a failed wait still frees it
             ray.get(pg.ready(), timeout=ENGINE_START_TIMEOUT_S)
         options = actor_options(spec.tensor_parallel, self.max_in_flight, pg)

@@ -110,7 +110,7 @@ def test_runs_share_a_worker_pool_and_leave_it_running(ray_session, small_seeds:
         # the same workers answered both runs' requests
         window = pool.window_report()
         assert window is not None
-        assert window["answers"] >= first["teacher"]["requests"] + second["teacher"]["requests"]
+        assert window["default"]["answers"] >= first["teacher"]["requests"] + second["teacher"]["requests"]
         assert first["counts"]["dataset_instructions"] == second["counts"]["dataset_instructions"] == 5
         assert (tmp_path / "a" / "alpaca.json").read_bytes() == (tmp_path / "b" / "alpaca.json").read_bytes()
         assert pool.identity() == ("scripted", "scripted")
