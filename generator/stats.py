@@ -119,7 +119,9 @@ class RunStats:
     def teacher_summary(self, prices: Prices) -> dict[str, Any]:
         """Per teacher: its calls, tokens, failures, mean latency and cost, in all and per stage."""
         out: dict[str, Any] = {}
-        for name, stages in sorted(self.teachers.items()):
+        names = [*prices, *(n for n in sorted(self.teachers) if n not in prices)]  # a silent one too
+        for name in names:
+            stages: Mapping[str, Counter[str]] = self.teachers.get(name, {})
             price = prices.get(name, (0.0, 0.0))
             per_stage = {stage: _call_summary(c, price) for stage, c in sorted(stages.items())}
             out[name] = {**_call_summary(sum(stages.values(), Counter()), price), "stages": per_stage}
