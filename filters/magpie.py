@@ -141,8 +141,11 @@ class QueryRepeatsSystemFilter(Filter):
     prompt (whitespace collapsed, any case, if the prompt has at least 10 characters), or when it has at
     least 3 words and a share of at least `threshold` of them are words of the system prompt.
 
+    The system prompt is `system` or, left empty, the one the query was written under, as the Magpie
+    proposer records it on the item (`facts["system"]`: a persona's, or the template's default).
+
     Args:
-        system: the system prompt used when generating; empty means the filter never drops.
+        system: the system prompt used when generating (empty: the item's own).
         threshold: the share of the query's words, in (0, 1].
     """
 
@@ -154,16 +157,16 @@ class QueryRepeatsSystemFilter(Filter):
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         self.system = system
         self.threshold = threshold
-        self._prompt = " ".join(system.split()).lower()
-        self._vocabulary = set(_words(system))
 
     def filter(self, item: Record) -> bool | tuple[bool, str]:
-        if not self._prompt:
+        system = self.system or str((item.facts or {}).get("system") or "")
+        prompt = " ".join(system.split()).lower()
+        if not prompt:
             return True
         query = " ".join(item.instruction.split()).lower()
-        if len(self._prompt) >= 10 and self._prompt in query:
+        if len(prompt) >= 10 and prompt in query:
             return False, "repeats_system"
-        words = _words(query)
-        if len(words) >= 3 and sum(w in self._vocabulary for w in words) / len(words) >= self.threshold:
+        words, vocabulary = _words(query), set(_words(system))
+        if len(words) >= 3 and sum(w in vocabulary for w in words) / len(words) >= self.threshold:
             return False, "repeats_system"
         return True

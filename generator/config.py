@@ -486,6 +486,22 @@ class RunConfig(BaseModel):
         )
 
 
+# The fields `resolved()` fills from the profile: a variant that switches profile clears them first.
+PROFILE_FIELDS = (
+    "api",
+    "seeds_in_prompt",
+    "machine_in_prompt",
+    "tasks_per_request",
+    "max_instances",
+    "propose_params",
+    "classify_params",
+    "instance_params",
+    "instruction_filters",
+    "dedup",
+    "instance_filters",
+)
+
+
 # which kind of filter each list of specs holds (filters/base.py validates a spec against its kind)
 FILTER_KINDS: dict[str, FilterKind] = {
     "instruction_filters": "instruction",

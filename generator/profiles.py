@@ -1,4 +1,4 @@
-"""Profiles: the published parameters of Self-Instruct (Wang et al. 2022) and Stanford Alpaca.
+"""Profiles: the published parameters of Self-Instruct (Wang et al. 2022), Stanford Alpaca and Magpie.
 
 A profile fills every run setting the user left unset. Values follow `shared/prior-art.md` §1-2:
 the originals' sampling, prompt mix, stop sequences and filters; the prompt wording is our own.
@@ -106,6 +106,33 @@ ALPACA = Profile(
     instance_filters=_instance_filters(1),
 )
 
+# Magpie (Xu et al. 2024): no seeds; the teacher completes its own chat template's user turn
+# (generator/tasks/magpie.py). Queries: temperature 1, top_p 1, stopped at the turn's end or the first
+# newline; responses greedy. Its own query filters first, then Self-Instruct's length window (a query
+# may be a 2-word question) and blacklist, and the same ROUGE-L dedup.
+MAGPIE = Profile(
+    name="magpie",
+    api="completion",
+    proposal="pre-query",
+    seeds_in_prompt=0,
+    machine_in_prompt=0,
+    tasks_per_request=1,
+    propose=SamplingParams(temperature=1.0, top_p=1.0, max_tokens=256, stop=("\n",)),
+    classify=None,
+    instances=SamplingParams(temperature=0.0, top_p=1.0, max_tokens=1024),
+    max_instances=1,
+    instruction_filters=[
+        FilterSpec(name="query_empty"),
+        FilterSpec(name="query_template_tokens"),
+        FilterSpec(name="query_is_answer"),
+        FilterSpec(name="query_repeats_system"),
+        FilterSpec(name="word_count", params={"min_words": 2, "max_words": 150}),
+        FilterSpec(name="blacklist", params={"words": SELF_INSTRUCT_BLACKLIST}),
+    ],
+    dedup=[FilterSpec(name="rouge_l", params={"threshold": 0.7, "top_k": 10})],
+    instance_filters=_instance_filters(1),
+)
+
 PROFILES: dict[str, Profile] = {}
 
 
@@ -119,6 +146,7 @@ def register_profile(profile: Profile) -> Profile:
 
 register_profile(SELF_INSTRUCT)
 register_profile(ALPACA)
+register_profile(MAGPIE)
 
 
 # -- Evol-Instruct (Xu et al. 2023) and WizardCoder (Luo et al. 2023): prior-art §3 ---------------------

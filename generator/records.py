@@ -94,6 +94,7 @@ class Record(BaseModel):
     origin: str  # seed | self-instruct | alpaca | evol:<op> ...
     round: int = 0
     parent_ids: list[str] = Field(default_factory=list)
+    persona: str | None = None  # the persona its proposal prompt was written for (--personas)
     root_id: str | None = None  # the seed this item descends from (evolution lineage)
     op: str | None = None  # the evolution operation that produced it
     is_classification: bool | None = None
@@ -118,7 +119,7 @@ class Record(BaseModel):
         return self.model_dump(include=_BRIEF, exclude_none=True)
 
 
-_BRIEF = {"id", "instruction", "origin", "round", "instances", "most_similar"}
+_BRIEF = {"id", "instruction", "origin", "round", "persona", "instances", "most_similar"}
 _BRIEF |= {"near_duplicate", "contamination", "parent_instruction", "equal_to_parent", "data_format"}
 _BRIEF |= {"facts", "verification"}
 

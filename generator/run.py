@@ -29,6 +29,8 @@ from generator.config import ConfigError, RunConfig, load_config
 from generator.domains import check_domain_seeds, domain_for
 from generator.errors import RunFolderBusy, TeacherUnavailable
 from generator.evolve_report import format_evolve_stats
+from generator.magpie import is_magpie, magpie_template
+from generator.personas import load_personas
 from generator.profiles import PROFILES, evolve_profiles
 from generator.ray_runtime import ray_runtime
 from generator.run_folder import RunFolder
@@ -222,6 +224,9 @@ def run(
     """
     resolved = config.resolved()
     seeds = load_seeds(resolved.seeds)  # fail on bad seeds before starting anything
+    load_personas(resolved.personas)  # a missing or empty persona file, too
+    if is_magpie(resolved):
+        magpie_template(resolved)  # a chat-only endpoint, or no chat template to be found
     if resolved.domain is not None:
         assert resolved.seeds is not None  # RunConfig: a domain run names its seed file
         check_domain_seeds(resolved.seeds, seeds, resolved.domain)

@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from generator.config import ConfigError, RunConfig
+from generator.config import PROFILE_FIELDS, ConfigError, RunConfig
+from generator.profiles import PROFILES
 
 FILTER_LISTS = ("instruction_filters", "dedup", "instance_filters", "evolve_filters")
 # What a replay can re-judge from a recorded candidate stream; any other change needs a new generation.
@@ -69,6 +70,13 @@ def load_ablations(path: Path) -> AblationFile:
 def apply(variant: Variant, base: RunConfig) -> RunConfig:
     """`base` (resolved) with the variant's changes; ConfigError naming the variant if they do not fit."""
     data = base.model_dump(mode="json")
+    profile = variant.set.get("profile", data["profile"])
+    if profile != data["profile"] and profile in PROFILES:
+        # another profile's published settings, not the base's as it resolved them (its filter lists
+        # filled in, so that `without` and `params` can name its filters)
+        data.update(dict.fromkeys(PROFILE_FIELDS))
+        published = RunConfig.model_validate({**data, "profile": profile}).resolved()
+        data.update({f: published.model_dump(mode="json")[f] for f in FILTER_LISTS})
     data.update(variant.set)
     found: set[str] = set()
     for field in FILTER_LISTS:

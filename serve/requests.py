@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from generator.config import ConfigError, RunConfig
 from generator.domains import check_domain_seeds, domain_for
+from generator.magpie import is_magpie, magpie_template
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
 from serve.bodies import SEED_NAME, ErrorBody, JobRequest
@@ -140,6 +141,11 @@ def build_config(
             domain_for(config.resolved())  # the domain's own settings: the corpus it cites, ...
         except ConfigError as exc:
             raise _bad("domain", str(exc)) from None
+    if is_magpie(config):
+        try:
+            magpie_template(config.resolved())  # the server's teacher must speak completions, with a template
+        except ConfigError as exc:
+            raise _bad("profile", str(exc)) from None
     if config.target > target_limit:
         raise _bad("target", f"at most {target_limit} for this request on this server, got {config.target}")
     return config, body.seed_tasks

@@ -185,6 +185,15 @@ def teacher_cost(stats: Mapping[str, Any], rows: int) -> dict[str, Any]:
         "cost_usd": cost,
         "tokens_per_row": round((prompt + completion) / rows, 2) if rows else None,
         "cost_per_row_usd": round(cost / rows, 8) if rows else None,
+        # a routed run's teachers, each with its own tokens and cost (stats.json "teachers")
+        "teachers": {
+            name: {
+                "tokens": int(a.get("prompt_tokens", 0)) + int(a.get("completion_tokens", 0)),
+                "cost_usd": float(a.get("cost_usd", 0.0)),
+            }
+            for name, a in stats.get("teachers", {}).items()
+            if a.get("requests")
+        },
     }
 
 
@@ -265,6 +274,8 @@ def metrics(
             "distinct_2": round(distinct_n(texts, 2), 4),
             "root_verbs": None if verbs is None else len(verbs),
             "verb_object_pairs": None if pairs is None else len(pairs),
+            # the personas the kept instructions were written for (--personas; 0 without)
+            "personas": len({r.persona for r in records if r.persona}),
         },
         "lengths": {
             "instruction_words": summary(m.instruction_words),

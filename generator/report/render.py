@@ -123,7 +123,16 @@ def _run_section(run: RunData) -> Section:
         ["folder", str(run.folder)],
         ["profile", cfg.profile],
         ["teacher", teacher],
-        ["seeds", f"{cfg.seeds} ({len(run.seeds)} tasks)"],
+        *[
+            [
+                f"teacher {name}",
+                f"{spec.teacher} ({spec.model}): {', '.join(r for r, n in cfg.route.items() if n == name)}",
+            ]
+            for name, spec in cfg.teachers.items()
+            if name in cfg.route.values()
+        ],
+        ["seeds", f"{cfg.seeds} ({len(run.seeds)} tasks)" if cfg.seeds else "none (seedless: magpie)"],
+        ["personas", str(cfg.personas) if cfg.personas else "-"],
         ["target", str(cfg.target)],
         ["evolution rounds", str(cfg.evolve_rounds)],
         ["domain", cfg.domain or "-"],

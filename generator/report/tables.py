@@ -41,6 +41,7 @@ HEADLINE: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
     ("distinct-2", lambda m: _at(m, "diversity", "distinct_2")),
     ("root verbs", lambda m: _at(m, "diversity", "root_verbs")),
     ("verb-object pairs", lambda m: _at(m, "diversity", "verb_object_pairs")),
+    ("personas", lambda m: _at(m, "diversity", "personas") or None),
     ("instruction words (mean)", lambda m: _at(m, "lengths", "instruction_words", "mean")),
     ("input words (mean)", lambda m: _at(m, "lengths", "input_words", "mean")),
     ("output words (mean)", lambda m: _at(m, "lengths", "output_words", "mean")),
@@ -49,7 +50,7 @@ HEADLINE: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
     ("verified (%)", lambda m: _percent(_at(m, "verification", "pass_rate"))),
     ("downstream score", lambda m: _at(m, "downstream", "score")),
 ]
-_OPTIONAL = {"verified (%)", "downstream score"}  # shown only where some variant has a value
+_OPTIONAL = {"verified (%)", "downstream score", "personas"}  # shown only where some variant has a value
 
 
 def fmt(value: Any) -> str:

@@ -41,6 +41,8 @@ from filters.base import Filter, build_filters, run_filters, take_stats
 from filters.instances import filter_instances
 from generator.candidates import Fate, candidate
 from generator.config import RunConfig
+from generator.magpie import magpie_template
+from generator.personas import load_personas, persona_for
 from generator.pool import Neighbours, PoolActor, Verdict, sample_mixes
 from generator.profiles import PROFILES
 from generator.provenance import describe, provenance
@@ -53,6 +55,7 @@ from generator.stages.round_plan import RoundPlan
 from generator.state import BootstrapState, StageState
 from generator.stats import RunStats
 from generator.tasks.instances import ClassifyTask, InstancesTask, with_classification
+from generator.tasks.magpie import MagpieAnswer, MagpiePropose
 from generator.tasks.propose import ProposeRow, ProposeTask, make_proposer
 from generator.workers import Answer, Chain, Pending, collect, ready, send_chain, send_to_workers
 
@@ -182,12 +185,20 @@ class BootstrapRounds:
         self.cfg = cfg
         api = cfg.api or "completion"
         proposal = PROFILES[cfg.profile].proposal
-        self.propose: ProposeTask = make_proposer(
-            proposal, cfg.propose_params, cfg.tasks_per_request or 20, api
-        )
-        self.instances = (
-            InstancesTask(cfg.instance_params, cfg.max_instances or 5, api) if cfg.instance_params else None
-        )
+        self.personas = load_personas(cfg.personas)
+        self.propose: ProposeTask | MagpiePropose
+        self.instances: InstancesTask | MagpieAnswer | None
+        if proposal == "pre-query":  # Magpie: the teacher writes queries from its chat template alone
+            assert cfg.instance_params is not None
+            self.propose = MagpiePropose(magpie_template(cfg), cfg.propose_params)
+            self.instances = MagpieAnswer(cfg.instance_params, cfg.evolve_api)
+        else:
+            self.propose = make_proposer(proposal, cfg.propose_params, cfg.tasks_per_request or 20, api)
+            self.instances = (
+                InstancesTask(cfg.instance_params, cfg.max_instances or 5, api)
+                if cfg.instance_params
+                else None
+            )
         # The instance prompt depends on the classify answer: the workers chain the two per row.
         self.chain: WriteChain | None = None
         if self.instances is not None and cfg.classify_params is not None:
@@ -297,6 +308,7 @@ class BootstrapRounds:
                 index=i,
                 examples=[self.examples[id_] for id_ in mix],
                 seed=derive_seed(cfg.seed, "propose", round_, i),
+                persona=persona_for(self.personas, cfg.seed, round_, i),
             )
             for i, mix in enumerate(mixes)
         ]
@@ -397,7 +409,8 @@ class BootstrapRounds:
             classified = [c for c, _ in chained if c is not None]
             if classified:
                 stats.teacher_call("classify", [response for response, _ in classified])
-            stats.teacher_call("instances", [response for _, (response, _) in chained])
+            step = self.instances.stage if self.instances is not None else "instances"  # Magpie: answer
+            stats.teacher_call(step, [response for _, (response, _) in chained])
             for record, (classify, (response, parsed)) in zip(found.new, chained, strict=True):
                 if classify is not None:
                     c_response, is_clf = classify
@@ -406,7 +419,7 @@ class BootstrapRounds:
                     record.provenance.append(provenance("classify", self.identity, c_response))
                     stats.stages["classify"]["unreadable"] += c_response.ok and is_clf is None
                 record.instances = parsed or []
-                record.provenance.append(provenance("instances", self.identity, response))
+                record.provenance.append(provenance(step, self.identity, response))
                 found.raw_instances[record.id] = list(record.instances)
             self._filter_instances(found)
         assert found.neighbours is not None

@@ -24,16 +24,25 @@ class ProposeRow:
     index: int
     examples: list[Example]
     seed: int | None = None  # sampling seed sent with the request (reproducible servers honour it)
+    persona: str | None = None  # who the new tasks are for (--personas), None: no one in particular
 
 
-def _candidate(row: ProposeRow, n: int, instruction: str, origin: str) -> Record:
+def candidate(row: ProposeRow, n: int, instruction: str, origin: str) -> Record:
+    """The `n`th task a proposal response holds, with its lineage (examples shown, persona)."""
     return Record(
         id=f"r{row.round}-p{row.index}-{n}",
         instruction=instruction,
         origin=origin,
         round=row.round,
         parent_ids=[e.id for e in row.examples],
+        persona=row.persona,
     )
+
+
+def with_persona(text: str, persona: str | None) -> str:
+    """The proposal prompt, written for `persona` (Persona Hub): one line before it. Without a persona
+    the prompt is left exactly as it was, so its requests (and their cache keys) do not change."""
+    return text if persona is None else template("propose_persona").format(persona=persona) + "\n\n" + text
 
 
 class SelfInstructPropose:
@@ -50,7 +59,8 @@ class SelfInstructPropose:
         ]
         lines.append(f"{len(row.examples) + 1}.")
         params = self.params.model_copy(update={"seed": row.seed})
-        return request_for(self.api, template("propose_self_instruct").format(tasks="\n".join(lines)), params)
+        text = template("propose_self_instruct").format(tasks="\n".join(lines))
+        return request_for(self.api, with_persona(text, row.persona), params)
 
     def parse(self, row: ProposeRow, response: TeacherResponse) -> list[Record]:
         if response.truncated:  # the original drops a whole response that hit max_tokens
@@ -61,7 +71,7 @@ class SelfInstructPropose:
         for n, piece in enumerate(pieces):
             text = collapse_ws(piece)
             if text:
-                out.append(_candidate(row, n, text[0].upper() + text[1:], "self-instruct"))
+                out.append(candidate(row, n, text[0].upper() + text[1:], "self-instruct"))
         return out
 
 
@@ -80,6 +90,7 @@ class AlpacaPropose:
             )
         blocks.append(f"###\n{len(row.examples) + 1}. Instruction:")
         text = template("propose_alpaca").format(n=self.n, examples="\n".join(blocks))
+        text = with_persona(text, row.persona)
         return request_for(self.api, text, self.params.model_copy(update={"seed": row.seed}))
 
     def parse(self, row: ProposeRow, response: TeacherResponse) -> list[Record]:
@@ -98,7 +109,7 @@ class AlpacaPropose:
             task_input = "" if "<noinput>" in task_input.lower() else task_input
             if not instruction:
                 continue
-            record = _candidate(row, offset, instruction, "alpaca")
+            record = candidate(row, offset, instruction, "alpaca")
             record.instances = [Instance(input=task_input, output=parts[6].strip())]
             out.append(record)
         return out

@@ -140,6 +140,30 @@ def _flawed(rng: random.Random, shown: list[str]) -> str | None:
     return None
 
 
+# The end of a chat template's pre-query text (Magpie): ChatML, Llama 3, Mistral, Gemma user turns.
+_USER_TURN = re.compile(
+    r"(<\|im_start\|>user|<\|start_header_id\|>user<\|end_header_id\|>|\[INST\]|<start_of_turn>user)\s*$"
+)
+_SYSTEM_TURN = re.compile(r"<\|im_start\|>system\n(.*?)<\|im_end\|>", re.S)
+
+
+def _magpie_query(text: str, rng: random.Random) -> str | None:
+    """A user query for a Magpie pre-query prompt, now and then with a flaw Magpie's filters catch."""
+    if not _USER_TURN.search(text):
+        return None
+    roll = rng.random()
+    if roll < 0.05:
+        return ""  # the model closed the turn at once
+    if roll < 0.10:
+        return f"Sure! Here is a {rng.choice(_ADJS.split())} answer about {rng.choice(_TOPICS.split())}."
+    if roll < 0.14:
+        return f"{synthetic_instruction(rng)}?<|im_end|>\n<|im_start|>assistant"  # ran past its turn
+    system = _SYSTEM_TURN.search(text)
+    if roll < 0.18 and system:
+        return system.group(1).strip()  # echoes its system prompt
+    return f"Could you {synthetic_instruction(rng).lower()}?"
+
+
 def synthetic_answer(request: TeacherRequest) -> str:
     """Answer any prompt this project sends, deterministically from the prompt and its seed."""
     text = request.text()
@@ -148,6 +172,9 @@ def synthetic_answer(request: TeacherRequest) -> str:
     rng = _PER_THREAD.rng
     rng.seed(zlib.crc32(f"|{request.params.seed}".encode(), zlib.crc32(text.encode())))
     tail = text.rstrip()
+    query = _magpie_query(text, rng)
+    if query is not None:
+        return query
     domain = domain_answer(text, rng)  # first: a domain's judge prompt also ends in "Verdict:"
     if domain is not None:
         return domain
