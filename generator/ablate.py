@@ -31,7 +31,15 @@ from generator.replay import replay
 from generator.report.render import ReportExtraMissing
 from generator.run_folder import CONFIG, STATS, read_json, write_json_atomic
 from generator.seeds import SeedFileError, load_seeds
-from generator.variants import AblationFile, Variant, apply, changes, load_ablations, why_not_replayable
+from generator.variants import (
+    AblationFile,
+    NotInBase,
+    Variant,
+    apply,
+    changes,
+    load_ablations,
+    why_not_replayable,
+)
 
 log = logging.getLogger("synth_instruct")
 
@@ -43,7 +51,11 @@ def replay_all(run_dir: Path, ablations: AblationFile) -> list[dict[str, Any]]:
     seeds = load_seeds(base.seeds)
     results = []
     for variant in tqdm(ablations.variants, desc="replay", unit="variant"):
-        cfg = apply(variant, base)
+        try:
+            cfg = apply(variant, base)
+        except NotInBase as exc:  # the file's variants are for many profiles; this run has other filters
+            results.append({"name": variant.name, "description": variant.description, "skipped": str(exc)})
+            continue
         entry = _entry(variant, cfg, base)
         why = why_not_replayable(cfg, base)
         if why is not None:

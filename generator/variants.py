@@ -52,6 +52,10 @@ class AblationFile(BaseModel):
 BASELINE = Variant(name="baseline", description="the run's own config")
 
 
+class NotInBase(ConfigError):
+    """A variant names a filter the base run does not have (a replay of another profile's run skips it)."""
+
+
 def load_ablations(path: Path) -> AblationFile:
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
@@ -94,7 +98,7 @@ def apply(variant: Variant, base: RunConfig) -> RunConfig:
         data[field] = kept
     missing = sorted((set(variant.without) | set(variant.params)) - found)
     if missing:
-        raise ConfigError(
+        raise NotInBase(
             f"variant {variant.name!r}: no filter labelled {', '.join(missing)} in the base run"
         )
     try:

@@ -130,6 +130,18 @@ def test_a_magpie_run_grows_without_seeds_and_its_filters_say_why(ray_session: N
     dropped = [json.loads(line) for line in (tmp_path / "m" / "dropped.jsonl").read_text().splitlines()]
     assert {d["reason"] for d in dropped} >= {"empty", "answer", "template_tokens", "repeats_system"}
 
+    # the shipped ablation file replays on a Magpie run: its query filter variants are judged, and the
+    # variants for other profiles' filters are skipped, saying why
+    from generator.ablate import replay_all
+    from generator.variants import load_ablations
+
+    results = {
+        e["name"]: e for e in replay_all(tmp_path / "m", load_ablations(REPO / "ablations" / "filters.yaml"))
+    }
+    assert "no filter labelled bad_prefix" in results["no_bad_prefix"]["skipped"]
+    base, off = results["baseline"]["metrics"], results["magpie_no_query_is_answer"]["metrics"]
+    assert "query_is_answer" not in off["drops"] and base["drops"]["query_is_answer"]["dropped"] > 0
+
 
 def test_personas_reach_the_prompts_and_the_records(ray_session: None, tmp_path: Path):
     cfg = RunConfig(
