@@ -98,9 +98,7 @@ def apply(variant: Variant, base: RunConfig) -> RunConfig:
         data[field] = kept
     missing = sorted((set(variant.without) | set(variant.params)) - found)
     if missing:
-        raise NotInBase(
-            f"variant {variant.name!r}: no filter labelled {', '.join(missing)} in the base run"
-        )
+        raise NotInBase(f"variant {variant.name!r}: no filter labelled {', '.join(missing)} in the base run")
     try:
         return RunConfig.model_validate(data).resolved()
     except ValidationError as exc:

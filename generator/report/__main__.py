@@ -20,6 +20,7 @@ from generator.errors import TeacherUnavailable
 from generator.report.render import HTML, ReportExtraMissing, render_run, require_extra
 from generator.run import add_teacher_flags
 from generator.run_folder import CONFIG, read_json
+from generator.teachers.routing import teacher_for
 from generator.workers import TeacherFactory
 
 log = logging.getLogger("synth_instruct.report")
@@ -84,7 +85,9 @@ def audit(
     with ray_runtime(settings.ray_address):
         pool = start_workers(settings, teacher)
         try:
-            backend, model = pool.identity()
+            # the teacher the judge role is routed to (the run's own unless --judge-model or a route)
+            ids = pool.identities()
+            backend, model = ids.get(teacher_for(settings.route, "audit"), ids["default"])
             result = run_audit(
                 pool.workers(), rows, n, cfg.seed if seed is None else seed, api=api or settings.evolve_api
             )

@@ -11,6 +11,12 @@ from generator.tasks.base import request_for, template
 from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
 
 
+def answer_request(instruction: str, params: SamplingParams, api: str) -> TeacherRequest:
+    """The instruction as a chat turn, or in the Alpaca frame for a completion endpoint."""
+    name = "answer" if api == "chat" else "answer_completion"
+    return request_for(api, template(name).format(instruction=instruction), params)
+
+
 class AnswerRow(BaseModel):
     record: Record
     seed: int | None = None
@@ -23,9 +29,9 @@ class AnswerTask:
         self.params, self.api = params, api
 
     def prompt(self, row: AnswerRow) -> TeacherRequest:
-        name = "answer" if self.api == "chat" else "answer_completion"
-        text = template(name).format(instruction=row.record.instruction)
-        return request_for(self.api, text, self.params.model_copy(update={"seed": row.seed}))
+        return answer_request(
+            row.record.instruction, self.params.model_copy(update={"seed": row.seed}), self.api
+        )
 
     def parse(self, row: AnswerRow, response: TeacherResponse) -> str | None:
         if response.truncated:  # the answer stops mid-way: not a usable output

@@ -18,7 +18,8 @@ from functools import lru_cache
 
 from generator.chat_template import PreQuery, pre_query, system_text
 from generator.records import Instance, Record, TaskRow
-from generator.tasks.base import request_for, template
+from generator.tasks.answer import answer_request
+from generator.tasks.base import template
 from generator.tasks.propose import ProposeRow, candidate
 from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
 
@@ -66,8 +67,7 @@ class MagpieAnswer:
         self.params, self.api = params, api
 
     def prompt(self, row: TaskRow) -> TeacherRequest:
-        name = "answer" if self.api == "chat" else "answer_completion"
-        return request_for(self.api, template(name).format(instruction=row.instruction), self.params)
+        return answer_request(row.instruction, self.params, self.api)
 
     def parse(self, row: TaskRow, response: TeacherResponse) -> list[Instance]:
         text = response.text.strip()

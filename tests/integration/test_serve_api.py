@@ -118,9 +118,14 @@ def test_auth_none_wrong_and_another_keys_job(client: httpx.Client):
         ("cache_path", "/tmp/c.sqlite"),
         ("ray_address", "auto"),
         ("run_name", "x"),
+        ("teachers", {"big": {"model": "big"}}),
+        ("route", {"answer": "default"}),
+        ("answer_model", "gpt-4"),
+        ("chat_template", "/etc/passwd"),
+        ("personas", "/etc/passwd"),
     ],
 )
-def test_server_settings_are_a_422_naming_the_field(client: httpx.Client, field: str, value: str):
+def test_server_settings_are_a_422_naming_the_field(client: httpx.Client, field: str, value: Any):
     for path in ("/v1/generate", "/v1/jobs"):
         r = client.post(path, json={"target": 2, field: value}, headers=headers(A))
         assert r.status_code == 422, r.text
@@ -145,6 +150,8 @@ def test_server_settings_are_a_422_naming_the_field(client: httpx.Client, field:
         ({"seeds": "175.jsonl", "seed_tasks": []}, "seeds"),
         ({"seed_tasks": []}, "seed_tasks"),
         ({"bogus": 1}, "bogus"),
+        # this server's teacher is an OpenAI-compatible server started with no chat template
+        ({"profile": "magpie"}, "profile: the magpie profile needs the chat template of fake"),
     ],
 )
 def test_bad_settings_are_a_422_that_says_what(client: httpx.Client, body: dict[str, Any], field: str):

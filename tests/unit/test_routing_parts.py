@@ -194,3 +194,66 @@ def test_a_worker_sends_each_stage_to_its_teacher_and_chat_only_ones_get_message
     ]
     assert teachers["big"].seen[0].kind == "completion"
     assert worker.window_report()["big"]["answers"] == 1
+
+
+def test_names_with_one_in_process_model_share_one_engine_and_two_models_are_checked(monkeypatch):
+    from generator.teachers import factory, vllm_placement
+
+    made: list[tuple[str | None, float]] = []
+
+    def fake_make(
+        config: RunConfig, max_in_flight: int | None = None, gpu_share: float = 1.0
+    ) -> ScriptedTeacher:
+        made.append((config.model, gpu_share))
+        return ScriptedTeacher(model=config.model or "embedded")
+
+    checked: list[dict[str, tuple[int, int]]] = []
+
+    def fake_fit(engines: dict[str, tuple[int, int]], weights_gib: dict[str, float] | None = None):
+        checked.append(engines)
+        return dict.fromkeys(engines, 0.5)
+
+    monkeypatch.setattr(factory, "make_teacher", fake_make)
+    monkeypatch.setattr(vllm_placement, "check_engines_fit", fake_fit)
+    same = RunConfig(
+        seeds=SEEDS, teachers={"judge": {"teacher": "vllm"}}, route={"judge": "judge"}
+    ).resolved()
+    teachers = factory.make_teachers(same)
+    assert teachers["default"] is teachers["judge"] and made == [(None, 1.0)] and checked == []
+
+    made.clear()
+    two = RunConfig(
+        seeds=SEEDS, teachers={"big": {"teacher": "vllm", "model": "/models/big"}}, route={"answer": "big"}
+    ).resolved()
+    teachers = factory.make_teachers(two)
+    assert teachers["default"] is not teachers["big"]
+    assert checked == [{"default": (1, 1), "big": (1, 1)}]
+    assert made == [(None, 0.5), ("/models/big", 0.5)]
+    # an HTTP teacher beside them is not an engine
+    made.clear()
+    checked.clear()
+    mixed = RunConfig(
+        seeds=SEEDS, teachers={"api": {"model": "gpt", "base_url": "http://h/v1"}}, route={"judge": "api"}
+    ).resolved()
+    factory.make_teachers(mixed)
+    assert checked == [] and [m for m, _ in made] == [None, "gpt"]
+
+
+def test_cpu_engines_that_do_not_fit_the_machine_are_refused_with_what_they_need(monkeypatch):
+    import ray
+
+    from generator.teachers import vllm_placement
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(vllm_placement, "_available_gib", lambda: 20.0)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    assert vllm_placement.check_engines_fit({"a": (1, 1), "b": (1, 1)}) == {"a": 0.0, "b": 0.0}
+    with pytest.raises(EnginesDoNotFit, match="need 3 CPUs .*this machine has 2"):
+        vllm_placement.check_engines_fit({"a": (1, 1), "b": (2, 1)})
+    monkeypatch.setattr(vllm_placement, "_available_gib", lambda: 5.0)
+    with pytest.raises(
+        EnginesDoNotFit, match=r"need about 6.0 GiB .*2 GiB of KV cache each.*5.0 GiB is free"
+    ):
+        vllm_placement.check_engines_fit({"a": (1, 1), "b": (1, 1)})
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 1.0})
+    assert vllm_placement.check_engines_fit({"a": (1, 1), "b": (1, 1)}) == {"a": 0.5, "b": 0.5}
