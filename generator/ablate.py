@@ -175,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             results = replay_all(args.replay, ablations)
             markdown = write_outputs(args.out, "replay", str(args.replay), results)
         else:
-            flags = {k: v for k, v in vars(args).items() if k not in {"config", "out", "replay", "verbose"}}
+            flags = {
+                k: v
+                for k, v in vars(args).items()
+                if k not in {"config", "out", "replay", "verbose"} and v is not None  # unset: the file's
+            }
             base = load_config(None, {**ablations.base, **flags}).resolved()
             results = full_all(base, ablations, args.out)
             markdown = write_outputs(args.out, "full", str(args.config), results)

@@ -79,7 +79,14 @@ def test_a_run_without_a_candidate_stream_is_a_clear_error(
 def test_full_mode_generates_each_variant_on_one_request_cache(
     ray_session, fake_openai: FakeOpenAI, small_seeds: Path, tmp_path: Path
 ):
-    base = {"seeds": str(small_seeds), "target": 8, "prompts_per_round": 3, "seed": 9}
+    # a setting of the file's base that a teacher flag could also set: the file's value holds
+    base = {
+        "seeds": str(small_seeds),
+        "target": 8,
+        "prompts_per_round": 3,
+        "seed": 9,
+        "price_prompt_per_1m": 2.0,
+    }
     config = variants(
         tmp_path / "v.yaml", base, {"name": "loose_rouge", "params": {"rouge_l": {"threshold": 0.9}}}
     )
@@ -91,5 +98,7 @@ def test_full_mode_generates_each_variant_on_one_request_cache(
     baseline, loose = result["variants"]
     assert result["mode"] == "full" and Path(loose["run"]).name == "loose_rouge"
     assert (out / "runs" / "baseline" / "alpaca.json").exists()
+    assert json.loads((out / "runs" / "baseline" / "config.json").read_text())["price_prompt_per_1m"] == 2.0
+    assert baseline["metrics"]["teacher"]["cost_usd"] > 0
     # the variant asks what the baseline asked first, from the shared cache
     assert baseline["metrics"]["shared_requests"] == 0 < loose["metrics"]["shared_requests"]
