@@ -18,18 +18,11 @@ def make_teachers(config: RunConfig) -> dict[str, Teacher]:
     """
     settings = {name: config.for_teacher(name) for name in config.teacher_names()}
     # One engine per model: names with the same in-process settings share it (the first name's).
-    engine_of: dict[str, str] = {}
+    engine_of: dict[str, str] = {}  # teacher name -> the name whose engine it uses
+    first_with: dict[tuple[str | None, int, int], str] = {}
     for name, c in settings.items():
         if c.teacher == "vllm":
-            same = (c.model, c.replicas, c.tensor_parallel)
-            engine_of[name] = next(
-                (
-                    n
-                    for n in engine_of
-                    if (settings[n].model, settings[n].replicas, settings[n].tensor_parallel) == same
-                ),
-                name,
-            )
+            engine_of[name] = first_with.setdefault((c.model, c.replicas, c.tensor_parallel), name)
     shares: dict[str, float] = {}
     engines = sorted(set(engine_of.values()))
     if len(engines) > 1:
