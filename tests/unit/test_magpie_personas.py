@@ -181,3 +181,19 @@ def test_a_variant_that_switches_profile_gets_that_profiles_published_settings()
     assert [f.name for f in no_answer_filter.instruction_filters or []] == [
         f.name for f in MAGPIE.instruction_filters if f.name != "query_is_answer"
     ]
+
+
+def test_magpie_queries_evolve_like_any_others(ray_session: None, tmp_path: Path):
+    jinja = tmp_path / "t.jinja"
+    jinja.write_text(SMOLLM)
+    cfg = RunConfig(
+        profile="magpie",
+        target=10,
+        evolve_rounds=1,
+        out=tmp_path / "e",
+        chat_template=str(jinja),
+        cache=False,
+    )
+    summary = run(cfg, teacher=ScriptedTeacher)
+    assert summary["counts"]["evolved"] == 10 and summary["counts"]["evolve_kept"] > 0
+    assert summary["counts"]["dataset_instructions"] == 10 + summary["counts"]["evolve_kept"]
