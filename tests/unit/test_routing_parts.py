@@ -248,7 +248,7 @@ def test_cpu_engines_that_do_not_fit_the_machine_are_refused_with_what_they_need
     monkeypatch.setattr(vllm_placement, "_available_gib", lambda: 20.0)
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     assert vllm_placement.check_engines_fit({"a": (1, 1), "b": (1, 1)}) == {"a": 0.0, "b": 0.0}
-    with pytest.raises(EnginesDoNotFit, match="need 3 CPUs .*this machine has 2"):
+    with pytest.raises(EnginesDoNotFit, match=r"need 3 CPUs .*this machine has 2"):
         vllm_placement.check_engines_fit({"a": (1, 1), "b": (2, 1)})
     monkeypatch.setattr(vllm_placement, "_available_gib", lambda: 5.0)
     with pytest.raises(
