@@ -543,5 +543,8 @@ def load_config(path: Path | None, overrides: dict[str, object]) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         where = f"{path}: " if path else ""
-        lines = [f"{where}{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()]
+        lines = [
+            f"{where}{'.'.join(str(p) for p in e['loc']) or 'config'}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         raise ConfigError("\n".join(lines)) from None
