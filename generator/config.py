@@ -421,11 +421,15 @@ class RunConfig(BaseModel):
     def _routed(self) -> tuple[dict[str, TeacherSpec], dict[str, str]]:
         """`teachers` and `route` with `--answer-model` and `--judge-model` folded in."""
         teachers, route = dict(self.teachers), dict(self.route)
-        own: dict[str, object] = {"teacher": self.teacher, "base_url": self.base_url}
-        own |= {"api_key_env": self.api_key_env}
-        own |= {"replicas": self.replicas, "tensor_parallel": self.tensor_parallel}
-        own |= {"price_prompt_per_1m": self.price_prompt_per_1m}
-        own |= {"price_completion_per_1m": self.price_completion_per_1m}
+        own: dict[str, object] = {  # the run's own backend, endpoint, engines and prices
+            "teacher": self.teacher,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "replicas": self.replicas,
+            "tensor_parallel": self.tensor_parallel,
+            "price_prompt_per_1m": self.price_prompt_per_1m,
+            "price_completion_per_1m": self.price_completion_per_1m,
+        }
         if self.answer_model is not None:
             teachers["answer"] = TeacherSpec.model_validate({**own, "model": self.answer_model})
             route.setdefault("instances", "answer")

@@ -31,7 +31,6 @@ from generator.run import add_teacher_flags
 from generator.run_folder import CONFIG, read_json
 from generator.tasks.base import request_for, template
 from generator.teachers.base import SamplingParams, TeacherRequest, TeacherResponse
-from generator.teachers.routing import teacher_for
 from generator.workers import TeacherFactory
 
 log = logging.getLogger(__name__)
@@ -178,9 +177,7 @@ def judge_samples(
     with ray_runtime(settings.ray_address):
         pool = start_workers(settings, teacher)
         try:
-            # the teacher the judge role is routed to (the run's own unless --judge-model or a route)
-            ids = pool.identities()
-            backend, model = ids.get(teacher_for(settings.route, "eval_judge"), ids["default"])
+            backend, model = pool.identity_for("eval_judge")  # the judge's: --judge-model or a route
             task = PairJudge(api or settings.evolve_api)
             verdicts = [parsed for _, parsed in run_on_workers(pool.workers(), task, pairs)]
         finally:

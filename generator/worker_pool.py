@@ -15,7 +15,7 @@ import ray
 
 from generator.config import RunConfig
 from generator.teachers.base import Teacher
-from generator.teachers.routing import DEFAULT
+from generator.teachers.routing import DEFAULT, teacher_for
 from generator.teachers.window import merge_reports
 from generator.workers import TeacherFactory, WorkerActor, stop_actors
 
@@ -57,6 +57,12 @@ class Workers:
             found = ray.get(self.workers()[0].identities.remote())
             self._identities = {str(k): (str(b), str(m)) for k, (b, m) in found.items()}
         return self._identities
+
+    def identity_for(self, stage: str) -> tuple[str, str]:
+        """(backend, model) of the teacher `stage` is routed to (the run's own when the pool was built
+        with one teacher for everything, as tests and the service may)."""
+        identities = self.identities()
+        return identities.get(teacher_for(self.cfg.route, stage), identities[DEFAULT])
 
     def known_identities(self) -> dict[str, tuple[str, str]]:
         """The teachers' identities if the workers have said them (never waits)."""

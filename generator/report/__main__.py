@@ -20,7 +20,6 @@ from generator.errors import TeacherUnavailable
 from generator.report.render import HTML, ReportExtraMissing, render_run, require_extra
 from generator.run import add_teacher_flags
 from generator.run_folder import CONFIG, read_json
-from generator.teachers.routing import teacher_for
 from generator.workers import TeacherFactory
 
 log = logging.getLogger("synth_instruct.report")
@@ -85,9 +84,7 @@ def audit(
     with ray_runtime(settings.ray_address):
         pool = start_workers(settings, teacher)
         try:
-            # the teacher the judge role is routed to (the run's own unless --judge-model or a route)
-            ids = pool.identities()
-            backend, model = ids.get(teacher_for(settings.route, "audit"), ids["default"])
+            backend, model = pool.identity_for("audit")  # the judge's: --judge-model or a route
             result = run_audit(
                 pool.workers(), rows, n, cfg.seed if seed is None else seed, api=api or settings.evolve_api
             )

@@ -409,7 +409,8 @@ class BootstrapRounds:
             classified = [c for c, _ in chained if c is not None]
             if classified:
                 stats.teacher_call("classify", [response for response, _ in classified])
-            step = self.instances.stage if self.instances is not None else "instances"  # Magpie: answer
+            assert self.instances is not None  # only rounds with instance requests get here
+            step = self.instances.stage  # "instances", or Magpie's "answer"
             stats.teacher_call(step, [response for _, (response, _) in chained])
             for record, (classify, (response, parsed)) in zip(found.new, chained, strict=True):
                 if classify is not None:
