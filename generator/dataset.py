@@ -91,6 +91,6 @@ def compose(
 def dataset(folder: str | Path) -> Dataset:
     """The dataset of a run folder, read from its committed files (no Ray, no teacher)."""
     folder = Path(folder)
-    cfg = RunConfig.model_validate(read_json(folder / CONFIG))
+    cfg = RunConfig.stored(read_json(folder / CONFIG))
     run_folder = RunFolder(folder)
     return compose(plan(cfg), run_folder, run_folder.load_state() or RunState())

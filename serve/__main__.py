@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from generator.config import ConfigError, load_config
 from generator.run import add_teacher_flags
+from serve.resources import ServerResources, parse_named
 from serve.settings import PROJECT_SEEDS, ServerSettings, read_keys
 
 # Settings of the server's run file that a job sets for itself.
@@ -70,11 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("--concurrency", "concurrency"),
         ("--max-queued", "max_queued"),
         ("--max-body-bytes", "max_body_bytes"),
+        ("--max-job-rounds", "max_job_rounds"),
+        ("--max-job-requests", "max_job_requests"),
+        ("--max-job-seconds", "max_job_seconds"),
+        ("--max-idle-rounds", "max_idle_rounds"),
+        ("--shutdown-timeout", "shutdown_timeout"),
     ]:
         p.add_argument(
             flag,
             dest=name,
-            type=int,
+            type=float if name in ("max_job_seconds", "shutdown_timeout") else int,
             default=None,
             help=f"{defaults[name].description or name.replace('_', ' ')} (default {defaults[name].default})",
         )
@@ -90,8 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="the reference corpus medical-domain jobs cite (a server setting: a body cannot name a folder)",
+        help="the reference corpus medical-domain jobs cite by default (offered under its folder's name)",
     )
+    named = [
+        ("--eval-set", "eval_sets", "NAME=FILE", "a decontamination eval set a request may name"),
+        ("--embedding-model", "embedding_models", "NAME=PATH", "a semantic dedup model folder"),
+        ("--corpus", "corpora", "NAME=DIR", "another reference corpus a request may name"),
+    ]
+    for flag, dest, metavar, what in named:
+        p.add_argument(
+            flag, dest=dest, action="append", metavar=metavar,
+            help=f"{what} (repeatable); requests give the NAME, GET /v1/resources lists them",
+        )  # fmt: skip
     p.add_argument(
         "--config", type=Path, default=None, help="YAML run file: the teacher, and defaults for jobs"
     )
@@ -112,6 +128,14 @@ SERVER_FLAGS = {
     "concurrency",
     "max_queued",
     "max_body_bytes",
+    "max_job_rounds",
+    "max_job_requests",
+    "max_job_seconds",
+    "max_idle_rounds",
+    "shutdown_timeout",
+    "eval_sets",
+    "embedding_models",
+    "corpora",
     "on_restart",
     "config",
     "verbose",
@@ -125,11 +149,27 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     seeds_dir = Path(args.seeds_dir).resolve()
     config = load_config(args.config, {**overrides, "seeds": seeds_dir / "175.jsonl"})
     run = {k: v for k, v in config.model_dump(exclude_unset=True).items() if k not in _PER_JOB}
+    named = {"eval_sets", "embedding_models", "corpora"}
     data: dict[str, Any] = {
         k: flags[k]
-        for k in SERVER_FLAGS - {"keys_file", "config", "verbose", "data_dir"}
+        for k in SERVER_FLAGS - {"keys_file", "config", "verbose", "data_dir", *named}
         if flags.get(k) is not None
     }
+    resources = ServerResources()
+    resources.eval_sets = {k: Path(v).resolve() for k, v in parse_named(args.eval_sets, "--eval-set").items()}
+    resources.embedding_models.update(
+        {
+            k: str(Path(v).resolve())
+            for k, v in parse_named(args.embedding_models, "--embedding-model").items()
+        }
+    )
+    resources.corpora = {k: Path(v).resolve() for k, v in parse_named(args.corpora, "--corpus").items()}
+    if config.references is not None:  # the default corpus is offered under its folder's name
+        resources.corpora.setdefault(
+            Path(config.references).resolve().name, Path(config.references).resolve()
+        )
+    resources.check()
+    data["resources"] = resources
     if args.data_dir is not None:
         data["data_dir"] = Path(args.data_dir).resolve()
     data["seeds_dir"] = seeds_dir
@@ -147,14 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = settings_from_args(args)
-    except (ConfigError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
+    except ValidationError as exc:  # before ValueError: pydantic's is one
         print(
             "error: " + "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()),
             file=sys.stderr,
         )
+        return 2
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if settings.run.get("ray_address"):
         from serve.deployment import serve_on_ray
@@ -170,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level="info",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)),
     )
     return 0
 

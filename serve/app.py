@@ -6,26 +6,35 @@ create_app(settings, teacher=F)   # F builds the teacher inside each worker (tes
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from generator.workers import TeacherFactory
 from serve.auth import ApiKeys
-from serve.bodies import ErrorBody, GenerateResponse, Health, JobInfo, JobList, JobRequest, Ready
+from serve.bodies import (
+    ErrorBody,
+    GenerateResponse,
+    Health,
+    JobInfo,
+    JobList,
+    JobRequest,
+    Ready,
+    Resources,
+)
 from serve.executor import JobExecutor, OwnerBusy, QueueFull
+from serve.job_routes import Services, jobs_router
 from serve.jobs import JobStore, job_info
 from serve.metrics import Metrics
 from serve.middleware import BodyLimitAndMetrics
@@ -34,13 +43,12 @@ from serve.settings import ServerSettings
 
 log = logging.getLogger("synth_instruct.serve")
 
-NDJSON = "application/x-ndjson"
 RETRY_AFTER_S = 10
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {
-        400: "the body could not be read as JSON",
+        400: "the body is not valid JSON",
         401: "no API key, or an unknown one",
         404: "no such job (or another key's job)",
         409: "the job has not finished",
@@ -53,9 +61,23 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": what[code]} for code in codes}
 
 
+def exit_after(seconds: float) -> None:
+    """A shutdown that cannot finish (a job stuck in a teacher call or a file read) still ends: the
+    process exits after `seconds`, and the jobs it ran resume on the next start, as after kill -9."""
+
+    def exit_now() -> None:
+        log.error(
+            "shutdown still waiting after %.0f s: exiting now; running jobs resume on the next start", seconds
+        )
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
+
+
 def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) -> FastAPI:
-    report_lock = threading.Lock()
-    reports: dict[str, tuple[int, str]] = {}  # job id -> (stats.json's mtime when rendered, the page)
     settings.jobs_dir().mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.db_path())
     metrics = Metrics(store.count_by_state)
@@ -68,6 +90,12 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         concurrency=settings.concurrency,
         max_queued=settings.max_queued,
         teacher=teacher,
+        ceilings={
+            "max_rounds": settings.max_job_rounds,
+            "max_requests": settings.max_job_requests,
+            "max_seconds": settings.max_job_seconds,
+            "max_idle_rounds": settings.max_idle_rounds,
+        },
     )
     auth = ApiKeys(settings.api_keys, settings.auth)
 
@@ -80,7 +108,8 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
             "on" if settings.auth else "off",
         )
         yield
-        executor.close()
+        exit_after(settings.shutdown_timeout + 15)  # the jobs' wait, then Ray's and the teacher's stop
+        executor.close(settings.shutdown_timeout)
         store.close()
 
     app = FastAPI(
@@ -111,6 +140,8 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):  # not JSON at all: 400, as documented
+            return JSONResponse(ErrorBody(error="the body is not valid JSON").model_dump(), 400)
         return JSONResponse(validation_error_body(exc.errors()).model_dump(), 422)
 
     @app.exception_handler(Exception)
@@ -130,9 +161,11 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         return job_info(row, executor.live_stats(row["id"]))
 
     def submit(body: JobRequest, owner: str, kind: str, target_limit: int) -> str:
-        config, seed_tasks = build_config(body, settings, base, target_limit)
-        request = body.model_dump(mode="json", exclude_unset=True)
         try:
+            # the key's limits first: nothing is built or read for a key that may not start a job
+            executor.check_room(owner, settings.max_jobs_per_key)
+            config, seed_tasks = build_config(body, settings, base, target_limit)
+            request = body.model_dump(mode="json", exclude_unset=True)
             return executor.submit(owner, kind, request, config, seed_tasks, settings.max_jobs_per_key)
         except OwnerBusy as exc:
             message = f"{exc}; wait for one to finish, or cancel one"
@@ -174,6 +207,17 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         return sorted(
             p.name for p in settings.seeds_dir.iterdir() if p.is_file() and p.suffix in {".jsonl", ".json"}
         )
+
+    @app.get(
+        "/v1/resources",
+        response_model=Resources,
+        responses=_errors(401),
+        tags=["generation"],
+    )
+    def resources(owner: str = Depends(auth)) -> Resources:
+        """What a body may name on this server: eval sets (a `decontaminate` filter's `eval_file`),
+        embedding models (a `semantic` filter's `model`) and reference corpora (`references`)."""
+        return Resources(**settings.resources.listing())
 
     @app.post(
         "/v1/generate",
@@ -231,139 +275,7 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         executor.cancel(job_id)
         return info(owned(job_id, owner))
 
-    @app.get(
-        "/v1/jobs/{job_id}/items",
-        responses={
-            200: {
-                "content": {NDJSON: {}, "text/event-stream": {}},
-                "description": "one Alpaca row per line (NDJSON), or per `row` event (SSE, `id` = rows "
-                "sent so far), until the job ends (SSE then sends an `end` event with its state)",
-            },
-            **_errors(401, 404, 422),
-        },
-        response_class=StreamingResponse,
-        tags=["jobs"],
-    )
-    async def items(
-        job_id: str,
-        owner: str = Depends(auth),
-        accept: Annotated[str | None, Header()] = None,
-        last_event_id: Annotated[str | None, Header()] = None,
-        after: Annotated[int, Query(ge=0, le=10**9, description="skip the first `after` rows")] = 0,
-    ) -> Response:
-        """The accepted rows, streamed while the job runs; `?after=N` (or `Last-Event-ID: N`) resumes."""
-        owned(job_id, owner)
-        rows = await run_in_threadpool(executor.rows, job_id)
-        sse = "text/event-stream" in (accept or "")
-        if sse and last_event_id and last_event_id.strip().isdigit():
-            after = max(after, int(last_event_id.strip()))
-
-        async def stream() -> AsyncIterator[Any]:
-            sent = after
-            while True:
-                new, finished = await rows.after(sent)
-                for row in new:
-                    sent += 1
-                    yield (
-                        {"id": str(sent), "event": "row", "data": json.dumps(row)}
-                        if sse
-                        else json.dumps(row) + "\n"
-                    )
-                if finished and not new:
-                    break
-            if sse:
-                state = store.get(job_id)
-                yield {
-                    "event": "end",
-                    "data": json.dumps({"state": state["state"] if state else None, "rows": sent}),
-                }
-
-        if sse:
-            return EventSourceResponse(stream(), ping=10)
-        return StreamingResponse(stream(), media_type=NDJSON)
-
-    @app.get(
-        "/v1/jobs/{job_id}/dataset",
-        responses={
-            200: {"content": {"application/json": {}}, "description": "alpaca.json"},
-            **_errors(401, 404, 409),
-        },
-        response_class=FileResponse,
-        tags=["jobs"],
-    )
-    def job_dataset(job_id: str, owner: str = Depends(auth)) -> FileResponse:
-        """The finished dataset (`alpaca.json`: a list of instruction, input, output)."""
-        row = owned(job_id, owner)
-        path = executor.folder(job_id) / "run" / "alpaca.json"
-        if row["state"] in ("queued", "running") or not path.exists():
-            raise BadRequest(
-                409,
-                f"job {job_id} is {row['state']}: the dataset is written when it ends (stream /items meanwhile)",
-            )
-        return FileResponse(path, media_type="application/json")
-
-    @app.get(
-        "/v1/jobs/{job_id}/dropped",
-        responses={
-            200: {"content": {NDJSON: {}}, "description": "one drop per line, with its filter and reason"},
-            **_errors(401, 404),
-        },
-        response_class=StreamingResponse,
-        tags=["jobs"],
-    )
-    def dropped(job_id: str, owner: str = Depends(auth)) -> StreamingResponse:
-        """Every item the job's filters dropped, with the filter, the reason and the stage."""
-        owned(job_id, owner)
-        run_dir = executor.folder(job_id) / "run"
-        files = [run_dir / "dropped.jsonl", run_dir / "evolve_dropped.jsonl"]
-
-        def lines() -> Any:
-            for path in files:
-                if path.exists():
-                    with path.open("rb") as f:
-                        for line in f:
-                            if line.endswith(b"\n"):  # a line cut short by a crash is not committed
-                                yield line
-
-        return StreamingResponse(lines(), media_type=NDJSON)
-
-    @app.get(
-        "/v1/jobs/{job_id}/report",
-        responses={
-            200: {
-                "content": {"text/html": {"schema": {"type": "string"}}},
-                "description": "the report page (figures embedded)",
-            },
-            **_errors(401, 404, 409, 503),
-        },
-        # errors stay JSON like every other route's (a response class would document them as HTML)
-        tags=["jobs"],
-    )
-    def job_report(job_id: str, owner: str = Depends(auth)) -> HTMLResponse:
-        """The job's report (`python -m generator.report`): metrics and figures of what it has kept so
-        far, rendered afresh on every request, so a running job's page grows with it."""
-        from generator.report import ReportExtraMissing, render_run
-
-        row = owned(job_id, owner)
-        run_dir = executor.folder(job_id) / "run"
-        stats = run_dir / "stats.json"
-        if not stats.exists():
-            raise BadRequest(409, f"job {job_id} is {row['state']}: its report exists once a round commits")
-        try:
-            with report_lock:  # one render at a time: each is CPU work, and they write the same files
-                # rendered again only when the job has committed something since the last page
-                version = stats.stat().st_mtime_ns
-                if reports.get(job_id, (None, ""))[0] != version:
-                    render_run(run_dir)
-                    reports.pop(job_id, None)
-                    reports[job_id] = (version, (run_dir / "report.html").read_text("utf-8"))
-                    while len(reports) > 16:  # the pages last asked for (a page is hundreds of KB)
-                        reports.pop(next(iter(reports)))
-                page = reports[job_id][1]
-        except ReportExtraMissing as exc:
-            raise BadRequest(503, f"this server cannot render reports: {exc}") from None
-        return HTMLResponse(page)
-
+    app.include_router(jobs_router(Services(executor, store, auth, owned)))
     return app
 
 

@@ -36,8 +36,11 @@ from generator.stages.base import Progress
 from generator.worker_pool import Workers, start_workers, teacher_settings
 from generator.workers import TeacherFactory
 from serve.bodies import JobProgress, JobState
+from serve.ceilings import JobCeilings
 from serve.jobs import JobStore
 from serve.metrics import Metrics
+from serve.public import public_error, scrub
+from serve.resources import FILTER_FIELDS
 from serve.rows import RowLog
 
 log = logging.getLogger("synth_instruct.serve")
@@ -74,8 +77,16 @@ class JobExecutor:
         concurrency: int,
         max_queued: int,
         teacher: TeacherFactory | None = None,
+        ceilings: dict[str, Any] | None = None,
     ) -> None:
         self.store, self.jobs_dir, self.metrics = store, jobs_dir, metrics
+        # JobCeilings' keyword arguments: the server's bounds on every job (serve/ceilings.py)
+        self.ceilings = ceilings or {
+            "max_rounds": 2000,
+            "max_requests": 100_000,
+            "max_seconds": 86400.0,
+            "max_idle_rounds": 25,
+        }
         self.base = teacher_settings(base)
         self.concurrency, self.max_queued = concurrency, max_queued
         self.pool: Workers = start_workers(self.base, teacher)
@@ -128,19 +139,21 @@ class JobExecutor:
             log.info("teacher ready: %s %s", *self.identity)
             self.ready.set()
         except Exception as exc:  # readyz says why; jobs fail with the same reason
-            self.teacher_error = f"{type(exc).__name__}: {exc}"
-            log.error("the teacher did not start: %s", self.teacher_error)
+            log.error("the teacher did not start: %s: %s", type(exc).__name__, exc)
+            self.teacher_error = scrub(f"{type(exc).__name__}: {exc}")  # /readyz takes no key
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Stop every running job after its round in flight commits; they resume on the next start."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop every running job after its round in flight commits; they resume on the next start.
+        Waits `timeout` seconds in all for the jobs (serve/app.py exits anyway after that)."""
         with self._lock:
             self._closing = True
             active = list(self._active.values())
             self._wakeup.notify_all()
         for job in active:
             job.stop.set()
+        deadline = time.monotonic() + timeout
         for job in active:
-            job.done.wait(timeout)
+            job.done.wait(max(0.0, deadline - time.monotonic()))
         self.pool.stop()
         if self._runtime is not None:
             self._runtime.__exit__(None, None, None)
@@ -152,6 +165,14 @@ class JobExecutor:
 
     def queued(self) -> int:
         return len(self._waiting)
+
+    def check_room(self, owner: str, max_per_owner: int | None) -> None:
+        """Refuse now (OwnerBusy, QueueFull) a job that `submit` would refuse: the cheap checks come
+        before a body's filters are built or its files read. `submit` checks again under the lock."""
+        if max_per_owner is not None and self.store.count_active(owner) >= max_per_owner:
+            raise OwnerBusy(f"this key has {max_per_owner} jobs queued or running (the limit)")
+        if self.queued() >= self.max_queued:
+            raise QueueFull(f"{self.queued()} jobs are waiting (the limit is {self.max_queued})")
 
     def submit(
         self,
@@ -176,10 +197,7 @@ class JobExecutor:
         seed_tasks: list[SeedTask] | None,
         max_per_owner: int | None,
     ) -> str:
-        if max_per_owner is not None and self.store.count_active(owner) >= max_per_owner:
-            raise OwnerBusy(f"this key has {max_per_owner} jobs queued or running (the limit)")
-        if self.queued() >= self.max_queued:
-            raise QueueFull(f"{self.queued()} jobs are waiting (the limit is {self.max_queued})")
+        self.check_room(owner, max_per_owner)
         job_id = secrets.token_hex(8)
         folder = self.folder(job_id)
         folder.mkdir(parents=True)
@@ -298,12 +316,15 @@ class JobExecutor:
         self.store.set_state(job.id, "running")
         rows = self.rows(job.id)  # reopened when the job was queued
         seen = self.metrics.job_started(self.live_stats(job.id))
+        names = filter_names(job.config)
+        ceilings = JobCeilings(job.stop, **self.ceilings)
         log.info("job %s running (%d rows already committed)", job.id, len(rows))
 
         def on_progress(p: Progress) -> None:
             job.stats = p.stats
             rows.extend([r.model_dump() for r in p.rows])
-            self.metrics.job_progress(seen, p.stats)
+            self.metrics.job_progress(seen, p.stats, names)
+            ceilings.after_round(p)
             self.store.set_progress(
                 job.id,
                 JobProgress(
@@ -319,17 +340,21 @@ class JobExecutor:
             )
 
         try:
-            summary = run(job.config, on_progress=on_progress, stop=job.stop, workers=self.pool)
+            with ceilings:
+                summary = run(job.config, on_progress=on_progress, stop=job.stop, workers=self.pool)
         except (ConfigError, SeedFileError, RunFolderBusy, TeacherUnavailable) as exc:
-            self._finish(job, "failed", str(exc))
+            log.warning("job %s failed: %s", job.id, exc)  # the whole reason here; the client's is scrubbed
+            self._finish(job, "failed", public_error(exc))
             return
         except Exception as exc:  # a bug or a dead teacher: the job fails with the reason, the service lives
             log.exception("job %s failed", job.id)
-            self._finish(job, "failed", f"{type(exc).__name__}: {exc}")
+            self._finish(job, "failed", public_error(exc))
             return
         job.stats = summary
         if summary.get("stopped") and job.cancelled:
             self._finish(job, "cancelled", None)
+        elif ceilings.reason is not None:
+            self._finish(job, "failed", ceilings.reason)
         elif summary.get("stopped"):
             log.info("job %s stopped by the server's shutdown: it resumes on the next start", job.id)
         else:
@@ -348,3 +373,14 @@ class JobExecutor:
             len(rows) if rows else 0,
             f": {error}" if error else "",
         )
+
+
+def filter_names(config: RunConfig) -> dict[str, str]:
+    """Each filter label of a job's config -> the filter's registered name (the metrics' label value)."""
+    resolved = config.resolved()
+    names: dict[str, str] = {}
+    for name, is_list in FILTER_FIELDS.items():
+        value = getattr(resolved, name)
+        for spec in (value or []) if is_list else ([value] if value is not None else []):
+            names[spec.key] = spec.name
+    return names

@@ -3,11 +3,17 @@
 HTTP requests and latency by route; jobs by state (read from the store at each scrape); the queue;
 and, added up from every job's stats as its rounds commit, teacher requests, tokens and failures and
 the items each filter kept and dropped (by reason).
+
+/metrics answers without a key, so its label values come only from the server's own names: a filter
+by its registered name (never a client's label), a drop reason cut to its kind (`blacklist`, not the
+word; `rouge_l`, not the threshold). The series count is bounded whatever the bodies say: a filter
+has at most `MAX_REASONS` reasons, the rest count as `other`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 Flat = dict[tuple[str, ...], float]
+MAX_REASONS = 16  # distinct drop reasons per filter in the metrics; beyond, "other"
 
 
 class _JobsByState(Collector):
@@ -58,12 +65,27 @@ class Metrics:
             registry=r,
         )
         r.register(_JobsByState(count_by_state))
+        self._reasons: dict[str, set[str]] = {}  # filter name -> the reasons it has series for
+
+    def _reason(self, filter_name: str, reason: str) -> str:
+        """A drop reason as a label value: its kind only, and one of at most MAX_REASONS per filter."""
+        kind = re.split(r"[:>=<]", reason, maxsplit=1)[0]
+        kind = re.sub(r"\d+", "n", kind)[:40] or "none"  # over_5_instances -> over_n_instances
+        seen = self._reasons.setdefault(filter_name, set())
+        if kind not in seen and len(seen) >= MAX_REASONS:
+            return "other"
+        seen.add(kind)
+        return kind
 
     def job_started(self, stats: dict[str, Any] | None) -> dict[str, Flat]:
         """What a (resumed) job had counted before this process ran it: only what it adds counts."""
         return {"last": _flatten(stats)}
 
-    def job_progress(self, seen: dict[str, Flat], stats: dict[str, Any]) -> None:
+    def job_progress(
+        self, seen: dict[str, Flat], stats: dict[str, Any], names: Mapping[str, str] | None = None
+    ) -> None:
+        """Add what a job counted since its last round; `names` maps its filters' labels to their
+        registered names (a label is the client's text: it never becomes a label value)."""
         now = _flatten(stats)
         before = seen["last"]
         for key, value in now.items():
@@ -77,8 +99,12 @@ class Metrics:
                 self.tokens.labels(kind=labels[0]).inc(delta)
             else:
                 label, name = labels
+                # a label no spec of the job gives is the code's own (the domain stage's verify, ...)
+                filter_name = (names or {}).get(label, label)
                 outcome, _, reason = name.partition("_")  # kept, or dropped_<reason>
-                self.items.labels(filter=label, outcome=outcome, reason=reason).inc(delta)
+                if reason:
+                    reason = self._reason(filter_name, reason)
+                self.items.labels(filter=filter_name, outcome=outcome, reason=reason).inc(delta)
         seen["last"] = now
 
 

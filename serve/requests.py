@@ -3,8 +3,10 @@
 The body's settings are laid over the server's run file (the defaults), the seed file is found by
 name in the server's seed folder (a name is never a path), and the result is validated by `RunConfig`
 itself, so a setting means the same here as in a YAML file or on the command line. Some settings are
-bounded (`bodies.BOUNDS`, in the body's schema; `max_tokens` here): a request must not be able to ask
-the shared teacher for unbounded work.
+bounded (`bodies.BOUNDS` and `bodies.LIMITS`, in the body's schema): a request must not be able to ask
+the shared teacher for unbounded work. A filter's parameters are checked strictly against its
+constructor's types, and the ones that name a file or a model get the server's path for the name the
+body gave (serve/resources.py).
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from filters.base import known_filter, params_model
 from generator.config import ConfigError, RunConfig
 from generator.domains import check_domain_seeds, domain_for
 from generator.magpie import is_magpie, magpie_template
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
 from serve.bodies import SEED_NAME, ErrorBody, JobRequest
+from serve.resources import FILTER_FIELDS, ResourceError
 from serve.settings import SERVER_FIELDS, ServerSettings
-
-MAX_TOKENS = 4096  # per request, in every sampling setting of a body
 
 
 class BadRequest(Exception):
@@ -92,6 +94,26 @@ def _seed_file_problem(path: Path, mtime_ns: int, size: int) -> str | None:
     return None
 
 
+def _check_filter_params(fields: dict[str, Any]) -> None:
+    """Each filter spec's parameters against the filter's own types, strictly (no "5" for an int)."""
+    for field, is_list in FILTER_FIELDS.items():
+        if fields.get(field) is None:
+            continue
+        specs = fields[field] if is_list else [fields[field]]
+        for i, spec in enumerate(specs):
+            where = f"{field}.{i}" if is_list else field
+            try:
+                model = params_model(known_filter(spec["name"]))
+            except ValueError as exc:
+                raise _bad(f"{where}.name", str(exc)) from None
+            try:
+                model.model_validate(spec.get("params") or {})
+            except ValidationError as exc:
+                e = exc.errors()[0]
+                at = ".".join(str(p) for p in (where, "params", *e["loc"]))
+                raise _bad(at, str(e["msg"])) from None
+
+
 def _check_inline(tasks: list[SeedTask]) -> None:
     if not tasks:
         raise _bad("seed_tasks", "empty: give at least one seed task")
@@ -109,9 +131,15 @@ def build_config(
     if body.seeds is not None and body.seed_tasks is not None:
         raise _bad("seeds", "give `seeds` (a file name) or `seed_tasks` (inline), not both")
     fields = body.run_fields()
-    for name, value in fields.items():
-        if name.endswith("_params") and value is not None and value.max_tokens > MAX_TOKENS:
-            raise _bad(f"{name}.max_tokens", f"at most {MAX_TOKENS} on this server, got {value.max_tokens}")
+    _check_filter_params(fields)
+    try:
+        fields = settings.resources.resolve_filters(fields)
+        if "references" in fields:
+            fields["references"] = settings.resources.path_for(
+                "references", fields["references"], "references"
+            )
+    except ResourceError as exc:
+        raise _bad(exc.field, str(exc)) from None
     if body.seed_tasks is not None:
         _check_inline(body.seed_tasks)
         seeds = base.seeds  # stands in until the job's folder holds the inline file

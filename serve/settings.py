@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from generator.config import RunConfig, default_cache_dir
+from serve.resources import ServerResources
 
 PROJECT_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -40,7 +41,6 @@ SERVER_FIELDS = frozenset(
         "price_prompt_per_1m",
         "price_completion_per_1m",
         "sandbox_parallel",  # processes the server runs at once
-        "references",  # a folder on the server
         "teachers",  # the server's teachers and routes: one worker pool serves every job
         "route",
         "answer_model",
@@ -78,7 +78,19 @@ class ServerSettings(BaseModel):
     concurrency: int = Field(2, ge=1, description="jobs that run at once (they share the teacher)")
     max_queued: int = Field(32, ge=0, description="jobs waiting for a slot; beyond it, 429")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body in bytes (413 beyond)")
+    # every job is bounded, whatever its body asks: one that reaches a ceiling ends failed, saying which
+    max_job_rounds: int = Field(2000, ge=1, description="committed rounds of one job")
+    max_job_requests: int = Field(100_000, ge=1, description="teacher requests of one job")
+    max_job_seconds: float = Field(24 * 3600.0, gt=0, description="wall time of one job, in seconds")
+    max_idle_rounds: int = Field(
+        25, ge=1, description="rounds in a row that add no row to a job's dataset before it ends"
+    )
+    shutdown_timeout: float = Field(
+        30.0, gt=0, description="seconds SIGTERM waits for running jobs before the server exits anyway"
+    )
     on_restart: Literal["resume", "interrupt"] = "resume"
+    # eval sets, embedding models and reference corpora a body may name (serve/resources.py)
+    resources: ServerResources = Field(default_factory=ServerResources)
     # the teacher and the rest of the base run config (RunConfig fields, as the run file and flags set them)
     run: dict[str, Any] = Field(default_factory=dict)
 

@@ -52,7 +52,7 @@ def read_config(run_dir: Path) -> RunConfig:
     if not (run_dir / CONFIG).is_file():
         raise ExportError(f"{run_dir} is not a run folder (no {CONFIG})")
     try:
-        return RunConfig.model_validate(read_json(run_dir / CONFIG))
+        return RunConfig.stored(read_json(run_dir / CONFIG))
     except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
         raise ExportError(f"{run_dir / CONFIG}: not a run config: {exc}") from None
 

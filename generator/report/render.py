@@ -9,6 +9,7 @@ clear message.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -65,12 +66,13 @@ class RunData:
     records: list[Record]
     seeds: list[SeedTask]
     stats: dict[str, Any]
+    public: bool = False  # a page served to a client: files by their names, never a server path
 
 
 def load_run(folder: str | Path) -> RunData:
     """A run folder's dataset records (`generator.dataset`), its seeds and stats.json."""
     folder = Path(folder)
-    config = RunConfig.model_validate(read_json(folder / CONFIG))
+    config = RunConfig.stored(read_json(folder / CONFIG))
     stats_path = folder / "stats.json"
     stats = read_json(stats_path) if stats_path.exists() else {}
     try:
@@ -118,9 +120,13 @@ def _measure(records: Sequence[Record], seeds: Seeds) -> Measured:
 
 def _run_section(run: RunData) -> Section:
     cfg = run.config
+
+    def shown(path: Path) -> str:
+        return path.name if run.public else str(path)
+
     teacher = f"{cfg.teacher} ({cfg.model or 'embedded SmolLM2-135M-Instruct'})"
     rows = [
-        ["folder", str(run.folder)],
+        ["folder", shown(run.folder)],
         ["profile", cfg.profile],
         ["teacher", teacher],
         *[
@@ -131,8 +137,8 @@ def _run_section(run: RunData) -> Section:
             for name, spec in cfg.teachers.items()
             if name in cfg.route.values()
         ],
-        ["seeds", f"{cfg.seeds} ({len(run.seeds)} tasks)" if cfg.seeds else "none (seedless: magpie)"],
-        ["personas", str(cfg.personas) if cfg.personas else "-"],
+        ["seeds", f"{shown(cfg.seeds)} ({len(run.seeds)} tasks)" if cfg.seeds else "none (seedless: magpie)"],
+        ["personas", shown(cfg.personas) if cfg.personas else "-"],
         ["target", str(cfg.target)],
         ["evolution rounds", str(cfg.evolve_rounds)],
         ["domain", cfg.domain or "-"],
@@ -234,11 +240,15 @@ def _audit_section(audit: Mapping[str, Any] | None) -> Section:
 
 
 def render_run(
-    folder: str | Path, out: str | Path | None = None, audit: Mapping[str, Any] | None = None
+    folder: str | Path,
+    out: str | Path | None = None,
+    audit: Mapping[str, Any] | None = None,
+    public: bool = False,
 ) -> str:
     """Write the report of a run folder: `out` (default `folder/report.html`), `folder/report.md` (returned)
-    and `folder/report.json` (the metrics, and the audit when given)."""
-    run = load_run(folder)
+    and `folder/report.json` (the metrics, and the audit when given). `public`: for a client of the
+    service, files are shown by name, not by their paths on the server."""
+    run = dataclasses.replace(load_run(folder), public=public)
     measured = _measure(run.records, run.seeds)
     m = metrics(run.records, run.seeds, run.stats, measured=measured)
     title = f"synth-instruct report: {run.config.run_name or run.folder.name}"

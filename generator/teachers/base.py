@@ -21,7 +21,7 @@ class SamplingParams(BaseModel):
 
     temperature: float = 0.7
     top_p: float = 1.0
-    max_tokens: int = 512
+    max_tokens: int = Field(512, ge=1)
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     stop: tuple[str, ...] = ()

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from generator.config import RunConfig
 from serve.auth import ANONYMOUS, ApiKeys, owner_of
 from serve.bodies import CLIENT_FIELDS, JobRequest
-from serve.metrics import Metrics
-from serve.requests import BadRequest, build_config
+from serve.metrics import MAX_REASONS, Metrics
+from serve.requests import BadRequest, build_config, validation_error_body
 from serve.rows import RowLog
 from serve.settings import SERVER_FIELDS, ServerSettings
 
@@ -35,7 +36,12 @@ def settings(tmp_path: Path, small_seeds: Path) -> ServerSettings:
 
 
 def build(settings: ServerSettings, body: dict, limit: int = 50) -> RunConfig:
-    return build_config(JobRequest.model_validate(body), settings, settings.base_config(), limit)[0]
+    """The job's config as the service builds it, with the body's schema refusals as 422s too."""
+    try:
+        request = JobRequest.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest(422, validation_error_body(exc.errors()).error) from None
+    return build_config(request, settings, settings.base_config(), limit)[0]
 
 
 def test_every_runconfig_field_is_either_the_clients_or_the_servers():
@@ -62,8 +68,11 @@ def test_a_body_sets_runconfig_fields_over_the_servers_defaults(settings: Server
         ),
         ({"seeds": "broken.jsonl"}, "seeds: "),
         ({"target": 51}, "target: at most 50"),
-        ({"propose_params": {"max_tokens": 5000}}, "propose_params.max_tokens: at most 4096"),
-        ({"instruction_filters": [{"name": "nope"}]}, "instruction_filters: "),
+        (
+            {"propose_params": {"max_tokens": 5000}},
+            "propose_params.max_tokens: Input should be less than or equal to 4096",
+        ),
+        ({"instruction_filters": [{"name": "nope"}]}, "instruction_filters.0.name: unknown filter"),
         (
             {
                 "score_filter": {"name": "score", "params": {"key": "quality", "min_score": 4}},
@@ -177,12 +186,31 @@ def test_metrics_count_what_each_round_adds():
     value = m.registry.get_sample_value
     assert value("synth_teacher_total", {"what": "requests"}) == 6
     assert value("synth_teacher_tokens_total", {"kind": "prompt"}) == 100
-    assert (
-        value("synth_items_total", {"filter": "rouge_l", "outcome": "dropped", "reason": "rouge_l>0.7"}) == 2
-    )
+    assert value("synth_items_total", {"filter": "rouge_l", "outcome": "dropped", "reason": "rouge_l"}) == 2
     assert value("synth_items_total", {"filter": "rouge_l", "outcome": "kept", "reason": ""}) == 7
     assert value("synth_jobs", {"state": "running"}) == 1 and value("synth_jobs", {"state": "failed"}) == 0
     assert json.dumps(stats)  # untouched
+
+
+def test_metrics_labels_are_the_servers_names_and_their_series_are_bounded():
+    m = Metrics(lambda: {})
+    # 2000 word_count filters, each with a client's label, each dropping for a client's word
+    filters = {
+        f"secret-tenant-label-{i}": {"kept": 1, f"dropped_blacklist:word{i}": 1, f"dropped_x{i}>0.{i}": 1}
+        for i in range(2000)
+    }
+    names = {label: "word_count" for label in filters}
+    m.job_progress(m.job_started(None), {"filters": filters}, names)
+    text = generate_latest(m.registry).decode()
+    assert "secret-tenant-label" not in text and "word1" not in text
+    series = [line for line in text.splitlines() if line.startswith("synth_items_total{")]
+    assert len(series) <= 2 + MAX_REASONS  # kept, the reasons, and "other"
+    value = m.registry.get_sample_value
+    assert value("synth_items_total", {"filter": "word_count", "outcome": "kept", "reason": ""}) == 2000
+    assert (
+        value("synth_items_total", {"filter": "word_count", "outcome": "dropped", "reason": "blacklist"})
+        == 2000
+    )
 
 
 def test_a_store_from_before_the_config_column_is_upgraded(tmp_path: Path):
