@@ -60,7 +60,7 @@ class Metrics:
         self.tokens = Counter("synth_teacher_tokens", "teacher tokens", ["kind"], registry=r)
         self.items = Counter(
             "synth_items",
-            "items each filter (by label) kept, and dropped by reason",
+            "items each filter (by its registered name) kept, and dropped by the kind of reason",
             ["filter", "outcome", "reason"],
             registry=r,
         )
