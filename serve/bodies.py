@@ -56,6 +56,8 @@ LIMITS: dict[str, int] = {
 }
 # integer parameters whose cost grows with them: a lower ceiling than `param_int`
 PARAM_INT_LIMITS: dict[str, int] = {"num_perm": 1024, "chunk": 1024, "top_k": 100, "batch_size": 256}
+# filter parameters only the server sets: where a model runs
+SERVER_PARAMS = frozenset({"device"})
 
 
 def _check_param(value: Any, key: str, depth: int = 0) -> None:
@@ -91,6 +93,8 @@ class BodyFilterSpec(FilterSpec):
         for key, value in params.items():
             if not re.fullmatch(r"[a-z_]{1,32}", key):
                 raise ValueError(f"{key[:40]!r} is not a parameter name")
+            if key in SERVER_PARAMS:
+                raise ValueError(f"{key}: a server setting (the server decides where models run)")
             _check_param(value, key)
         return params
 
