@@ -26,6 +26,7 @@ from tqdm import tqdm
 from generator.candidates import NoCandidates
 from generator.config import ConfigError, RunConfig, load_config
 from generator.dataset import dataset
+from generator.errors import RayUnavailable
 from generator.records import Record, SeedTask
 from generator.replay import replay
 from generator.report.render import ReportExtraMissing
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             base = load_config(None, {**ablations.base, **flags}).resolved()
             results = full_all(base, ablations, args.out)
             markdown = write_outputs(args.out, "full", str(args.config), results)
-    except (ConfigError, SeedFileError, NoCandidates, ReportExtraMissing) as exc:
+    except (ConfigError, SeedFileError, NoCandidates, ReportExtraMissing, RayUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(markdown)

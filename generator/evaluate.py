@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import ConfigError, RunConfig
-from generator.errors import TeacherUnavailable
+from generator.errors import RayUnavailable, TeacherUnavailable
 from generator.eval_judge import add_judge_flags, judge_config, judge_samples
 from generator.eval_page import render
 from generator.export import DEFAULT_SPLIT, SPLITS, split_rows
@@ -229,7 +229,7 @@ def run_cli(s: EvalSettings, args: argparse.Namespace, teacher: TeacherFactory |
     try:
         judge = judge_config(Path(s.data), args) if args.judge else None
         result = evaluate(s, judge, teacher, args.judge_api)
-    except (ConfigError, OSError, ValueError) as exc:  # OSError: a model that is not there
+    except (ConfigError, OSError, ValueError, RayUnavailable) as exc:  # OSError: a model that is not there
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TeacherUnavailable as exc:

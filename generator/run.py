@@ -9,7 +9,7 @@
 
 Rerunning the same command on the same --out folder resumes where the last run stopped.
 Exit codes: 0 done, 1 the run failed (teacher unavailable, ...), 2 bad input (seeds, config, a run folder
-another run holds), 130 interrupted (the first Ctrl+C or SIGTERM stops after the round in flight commits).
+another run holds, a --ray-address nothing answers at), 130 interrupted (the first Ctrl+C or SIGTERM stops after the round in flight commits).
 
 `run()` below is the library entry point: `run(config, teacher=..., on_progress=..., stop=...)`.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from generator.config import ConfigError, RunConfig, load_config
 from generator.domains import check_domain_seeds, domain_for
-from generator.errors import RunFolderBusy, TeacherUnavailable
+from generator.errors import RayUnavailable, RunFolderBusy, TeacherUnavailable
 from generator.evolve_report import format_evolve_stats
 from generator.magpie import is_magpie, magpie_template
 from generator.personas import load_personas
@@ -284,7 +284,7 @@ def cli(args: argparse.Namespace, **fixed: object) -> int:
     try:
         config = load_config(args.config, overrides)
         summary = run(config, stop=stop)
-    except (ConfigError, SeedFileError, RunFolderBusy) as exc:
+    except (ConfigError, SeedFileError, RunFolderBusy, RayUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TeacherUnavailable as exc:

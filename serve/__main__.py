@@ -197,9 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if settings.run.get("ray_address"):
+        from generator.errors import RayUnavailable
         from serve.deployment import serve_on_ray
 
-        return serve_on_ray(settings)
+        try:
+            return serve_on_ray(settings)
+        except RayUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     import uvicorn
 

@@ -22,6 +22,7 @@ def ray_session() -> Iterator[None]:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(
+        address="local",  # never a cluster named by RAY_ADDRESS or a `ray start` on this machine
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=200 * 1024**2,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import ConfigError, RunConfig
-from generator.errors import TeacherUnavailable
+from generator.errors import RayUnavailable, TeacherUnavailable
 from generator.report.render import HTML, ReportExtraMissing, render_run, require_extra
 from generator.run import add_teacher_flags
 from generator.run_folder import CONFIG, read_json
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None, teacher: TeacherFactory | None = None) -
         if args.audit > 0:
             cfg = audit_config(args.run_dir, args)
             result = audit(args.run_dir, args.audit, args.audit_seed, cfg, teacher, args.api)
-    except ConfigError as exc:
+    except (ConfigError, RayUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TeacherUnavailable as exc:
