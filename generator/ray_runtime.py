@@ -105,17 +105,18 @@ def _join(address: str, modules: Sequence[ModuleType]) -> None:
     import filters
     import generator
 
-    target = _gcs_address(address)
-    named = address if target == address else f"{target} (--ray-address {address})"
+    concrete = _auto(address) if address == "auto" else address
+    target = _gcs_address(concrete)
+    named = concrete if target == concrete else f"{target} (--ray-address {address})"
     reason = _answers(target, PROBE_TIMEOUT_S)
-    if reason is None and not address.startswith("ray://"):
+    if reason is None and not concrete.startswith("ray://"):
         reason = _gcs_answers(target)
     if reason is not None:
         raise RayUnavailable(f"cannot reach the Ray cluster at {named}: {reason}")
     try:
         # A cluster's workers need our code: ship the packages with the job.
         ray.init(
-            address=address,
+            address=concrete,
             runtime_env={"py_modules": [generator, filters, *modules]},
             log_to_driver=False,
         )
@@ -124,20 +125,28 @@ def _join(address: str, modules: Sequence[ModuleType]) -> None:
     log.info("joined the Ray cluster at %s", named)
 
 
+def _auto(address: str) -> str:
+    """`auto`: RAY_ADDRESS, else the address `ray start --head` recorded on this machine. Not Ray's own
+    last resort, any GCS process running here: that may be another run's private Ray, gone with it."""
+    from ray._private.utils import get_ray_address_file, read_ray_address
+
+    found = os.environ.get("RAY_ADDRESS") or read_ray_address(None)
+    if not found:
+        raise RayUnavailable(
+            f"--ray-address auto: no Ray cluster recorded on this machine (no RAY_ADDRESS, no "
+            f"{get_ray_address_file(None)}): start one with `ray start --head`, or name its host:port"
+        )
+    return found
+
+
 def _gcs_address(address: str) -> str:
-    """host:port to probe for `address` (host:port, ray://host:port, or `auto`)."""
+    """host:port to probe for `address` (host:port or ray://host:port)."""
     from ray._private.services import canonicalize_bootstrap_address
 
     if address.startswith("ray://"):
         return address.removeprefix("ray://").rstrip("/")
     try:
-        # `auto`: RAY_ADDRESS, else the address file `ray start` wrote, else a GCS running here
-        found = canonicalize_bootstrap_address(address)
-    except ConnectionError:
-        raise RayUnavailable(
-            f"--ray-address {address}: no Ray cluster found on this machine "
-            "(start one with `ray start --head`, or name its host:port)"
-        ) from None
+        found = canonicalize_bootstrap_address(address)  # Ray's spelling: localhost becomes the node's IP
     except ValueError:
         raise RayUnavailable(
             f"--ray-address {address}: not an address (host:port, ray://host:port or auto)"
