@@ -84,6 +84,34 @@ def _truncated(instance: Instance) -> str | None:
 
 
 @register
+class RepetitionFilter(InstanceFilter):
+    """Drop an instance whose output loops: a small model answering greedily can repeat one sentence
+    until `max_tokens` (Magpie's answers on SmolLM2-135M did, in half the rows of a 100-row run).
+
+    The output is looping when, of its word `n`-grams, fewer than `min_unique` are distinct; outputs
+    under `min_words` words are left alone (a short list repeats by nature).
+    """
+
+    name = "instance_repetition"
+
+    def __init__(self, n: int = 4, min_unique: float = 0.5, min_words: int = 24) -> None:
+        super().__init__()
+        if n < 1 or not 0 < min_unique <= 1 or min_words < n:
+            raise ValueError("need n >= 1, 0 < min_unique <= 1 and min_words >= n")
+        self.n, self.min_unique, self.min_words = n, min_unique, min_words
+
+    def check_instances(self, instances: list[Instance]) -> list[str | None]:
+        return [self._looping(i.output) for i in instances]
+
+    def _looping(self, output: str) -> str | None:
+        words = output.lower().split()
+        if len(words) < self.min_words:
+            return None
+        grams = [tuple(words[k : k + self.n]) for k in range(len(words) - self.n + 1)]
+        return "degenerate_repetition" if len(set(grams)) / len(grams) < self.min_unique else None
+
+
+@register
 class DuplicateInstanceFilter(InstanceFilter):
     """Drop an instance identical (input and output) to an earlier one of the same task."""
 

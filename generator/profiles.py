@@ -38,6 +38,8 @@ class Profile(BaseModel):
     instruction_filters: list[FilterSpec]
     dedup: list[FilterSpec]
     instance_filters: list[FilterSpec]
+    # items one proposal is expected to bring, before a run has measured its own (round_plan.py)
+    proposal_yield: float = 2.0
 
     @property
     def needs_seeds(self) -> bool:
@@ -60,6 +62,7 @@ def _instance_filters(max_instances: int) -> list[FilterSpec]:
         FilterSpec(name="instance_empty_output"),
         FilterSpec(name="instance_input_equals_output"),
         FilterSpec(name="instance_truncated"),
+        FilterSpec(name="instance_repetition"),
         FilterSpec(name="instance_duplicate"),
         FilterSpec(name="instance_conflicting_outputs"),
         FilterSpec(name="max_instances", params={"k": max_instances}),
@@ -119,7 +122,9 @@ MAGPIE = Profile(
     tasks_per_request=1,
     propose=SamplingParams(temperature=1.0, top_p=1.0, max_tokens=256, stop=("\n",)),
     classify=None,
-    instances=SamplingParams(temperature=0.0, top_p=1.0, max_tokens=1024),
+    # greedy, as published; a light repetition penalty, since a small model's greedy answer can loop
+    # until max_tokens (instance_repetition drops one that still does)
+    instances=SamplingParams(temperature=0.0, top_p=1.0, max_tokens=1024, repetition_penalty=1.1),
     max_instances=1,
     instruction_filters=[
         FilterSpec(name="query_empty"),
@@ -131,6 +136,7 @@ MAGPIE = Profile(
     ],
     dedup=[FilterSpec(name="rouge_l", params={"threshold": 0.7, "top_k": 10})],
     instance_filters=_instance_filters(1),
+    proposal_yield=1.0,  # one query per request, at best
 )
 
 PROFILES: dict[str, Profile] = {}

@@ -115,6 +115,7 @@ class BodySamplingParams(SamplingParams):
         Field(strict=False),  # a JSON list, read as a tuple
     ] = ()
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    repetition_penalty: float | None = Field(None, gt=0, le=2)
 
 
 FilterList = Annotated[list[BodyFilterSpec], MaxLen(LIMITS["filters_per_list"])]

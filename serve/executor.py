@@ -33,6 +33,7 @@ from generator.run import run
 from generator.run_folder import CONFIG, STATS, read_json
 from generator.seeds import SeedFileError
 from generator.stages.base import Progress
+from generator.stages.evolve_checks import ANSWER_CHECK, PREFIX
 from generator.worker_pool import Workers, start_workers, teacher_settings
 from generator.workers import TeacherFactory
 from serve.bodies import JobProgress, JobState
@@ -383,4 +384,6 @@ def filter_names(config: RunConfig) -> dict[str, str]:
         value = getattr(resolved, name)
         for spec in (value or []) if is_list else ([value] if value is not None else []):
             names[spec.key] = spec.name
+            names[PREFIX + spec.key] = spec.name  # the evolution's copy of a run filter
+    names[PREFIX + ANSWER_CHECK.name] = ANSWER_CHECK.name
     return names

@@ -107,6 +107,7 @@ class Bootstrap:
             cfg.prompts_per_round,
             cfg.rounds_in_flight,
             cfg.max_rounds,
+            prior=PROFILES[cfg.profile].proposal_yield,
             slots=slots + [0] * (first_round - len(slots)),  # a folder from before plans were saved
             accepted=per_round,
         )

@@ -11,7 +11,10 @@ and keeps a *pool*: one item per starting record, the newest surviving evolution
   4. the teacher answers each survivor; rules 2 and 3 read the answer (sorry and short; stop words);
   5. optionally the teacher scores complexity and answer quality (Deita, 1-6) and a score filter keeps
      the best;
-  6. a kept evolution replaces its parent in the pool; a failed one leaves the parent there, to be
+  6. the run's dedup judges each surviving evolution against every instruction the run kept before
+     it, in (round, pool position) order (`evolve_checks.py`; the run's instruction filters joined
+     the rules of step 2);
+  7. a kept evolution replaces its parent in the pool; a failed one leaves the parent there, to be
      evolved again (by a freshly drawn op) next round. The runner appends the round's records and
      drops to `evolved.jsonl` / `evolve_dropped.jsonl` and commits the round in state.json.
 
@@ -39,11 +42,13 @@ import ray
 from filters.base import Filter, Phase, build_filters, take_stats
 from generator.config import RunConfig
 from generator.evolve_report import evolve_report, round_line
+from generator.pool import Verdict
 from generator.provenance import Identities, describe, provenance
 from generator.records import Dropped, Instance, Record
 from generator.run_folder import StageFiles
 from generator.seeding import derive_seed
 from generator.stages.base import Context, Resumed, RoundDone
+from generator.stages.evolve_checks import RunDedup, evolve_specs
 from generator.state import EvolveInput, EvolveRoundStats, EvolveState, StageState
 from generator.stats import RunStats
 from generator.tasks.answer import AnswerRow, AnswerTask
@@ -129,7 +134,9 @@ class EvolutionRun:
         self.started_from = EvolveInput(items=len(inputs), avg_words=_avg_words(inputs))
         self.by_id = {r.id: r for r in [*inputs, *evolved]}
         self.kept_total = len(evolved)
-        self.specs = [*cfg.evolve_filters, *([cfg.score_filter] if cfg.score_filter else [])]
+        self.specs = evolve_specs(cfg)
+        self.dedup = RunDedup(cfg, [*inputs, *evolved])  # what the run kept, in the order it kept it
+        self.frontier = (self.done + 1, 0)  # the next (round, position) the dedup decides
         self.tasks = EvolveTasks(cfg)
         self.workers, self.identity = ctx.workers(), ctx.identities()
         self.live: dict[int, EvolutionRound] = {}  # rounds started and not committed
@@ -151,12 +158,13 @@ class EvolutionRun:
             return
         self.start_whole(current)
         while current <= self.cfg.evolve_rounds:
+            self.settle()
             rnd = self.live[current]
             if rnd.all_failed:
                 yield RoundDone(current, rnd.stats, done=current - 1, failed=True, error=rnd.last_error)
                 self.start_whole(current)  # the same round again: failures are not cached, so a retry
                 continue
-            if rnd.closed:
+            if rnd.closed and self.frontier[0] > current:
                 del self.live[current]
                 yield self.commit(rnd)
                 current += 1
@@ -191,12 +199,34 @@ class EvolutionRun:
         done, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
         for ref in dict.fromkeys([*first, *done]):
             step = self.pending.pop(ref)
-            released = self.live[step.round].advance(step, ray.get(ref))
-            following = step.round + 1
-            if released and following <= self.cfg.evolve_rounds:
-                (self.live.get(following) or self.start(following)).enter(released)
+            self.live[step.round].advance(step, ray.get(ref))
+        self.settle()
+
+    def settle(self) -> None:
+        """Decide the items whose round has ended, in (round, position) order: the run's dedup keeps
+        an evolution or drops it as a duplicate, and the item goes on to its next round (as its kept
+        evolution, or as the parent again). The order makes the decisions the same whatever order the
+        teacher answers in."""
+        released: dict[int, list[tuple[int, Record]]] = {}
+        while (rnd := self.live.get(self.frontier[0])) is not None:
+            position = self.frontier[1]
+            if position == rnd.size:
+                self.frontier = (rnd.number + 1, 0)
+                continue
+            if not rnd.ready(position):
+                break
+            record = rnd.outcome[position]
+            if record is not None:
+                rnd.judged(position, record, self.dedup.judge(record), self.dedup.take_stats())
+            if rnd.number < self.cfg.evolve_rounds:
+                going_on = rnd.outcome[position] or rnd.parents[position]
+                released.setdefault(rnd.number + 1, []).append((position, going_on))
+            self.frontier = (rnd.number, position + 1)
+        for number, items in released.items():
+            (self.live.get(number) or self.start(number)).enter(items)
 
     def commit(self, rnd: EvolutionRound) -> RoundDone:
+        rnd.finish()
         # a kept evolution replaces its parent in the pool; a failed one leaves the parent
         child_of = {r.parent_ids[0]: r for r in rnd.kept}
         self.pool_ids = [child_of[i].id if i in child_of else i for i in self.pool_ids]
@@ -209,6 +239,7 @@ class EvolutionRun:
         rnd.stats.counts["evolved"] += len(self.pool_ids)
         rnd.stats.counts["evolve_kept"] += len(rnd.kept)
         rnd.stats.add_filter_stats(take_stats(rnd.filters))
+        rnd.stats.add_filter_stats(rnd.dedup_stats)
         state = EvolveState(
             round=rnd.number, pool=self.pool_ids, rounds=list(self.table), started_from=self.started_from
         )
@@ -260,7 +291,15 @@ def batch_size(max_in_flight: int) -> int:
 
 # Where each kind of drop sits in a round's drop list: a round that ran alone, step by step, wrote its
 # evolve failures first, then the instruction rules' drops, and so on, each in pool order.
-DROP_ORDER = {"evolve": 0, "instruction": 1, "verdict": 2, "answer_failed": 3, "answer": 4, "scores": 5}
+DROP_ORDER = {
+    "evolve": 0,
+    "instruction": 1,
+    "verdict": 2,
+    "answer_failed": 3,
+    "answer": 4,
+    "scores": 5,
+    "dedup": 6,
+}
 Send = Callable[[Step, Task[Any, Any], list[Any]], None]
 
 
@@ -298,6 +337,7 @@ class EvolutionRound:
         self.answered = 0  # evolve requests that got a response (none at all: the round failed)
         self.kept: list[Record] = []
         self.dropped: list[Dropped] = []
+        self.dedup_stats: dict[str, dict[str, int]] = {}  # the run dedup's counters for this round
         self.closed = size == 0
         self.last_error: str | None = None
         self._position: dict[str, int] = {}  # record id -> pool position, for drops reported by filters
@@ -336,9 +376,8 @@ class EvolutionRound:
             self.send(step, self.tasks.evolve, rows)
 
     # 2-5. the eliminator, cheapest rules first, each item on its own
-    def advance(self, step: Step, results: list[Answer[Any]]) -> list[tuple[int, Record]]:
-        """Take a batch's answers one step on. Returns the items the next round may evolve now, each
-        as it will evolve it: its kept evolution, or the parent again."""
+    def advance(self, step: Step, results: list[Answer[Any]]) -> None:
+        """Take a batch's answers one step on; an item whose round ended here has its `outcome`."""
         self.stats.teacher_call(step.name, [r for r, _ in results])
         ended, alive = [], []
         for position, record, (response, parsed) in zip(step.items, step.records, results, strict=True):
@@ -352,14 +391,37 @@ class EvolutionRound:
             self.outcome.setdefault(position, None)
         if len(self.outcome) + len(self.scored) == self.size:
             self._end()
-            if self.all_failed:
-                return []
-            ended = list(self.outcome) if self.waits_for_round else list(set(ended + self.held))
-        elif self.waits_for_round:
-            return []
-        else:
-            ended = [p for p in ended if p not in self.held]
-        return [(p, self.outcome[p] or self.parents[p]) for p in sorted(ended)]
+
+    def ready(self, position: int) -> bool:
+        """Whether the item's round has ended, so the run's dedup may decide it now. An item whose evolve
+        request failed waits for the round's end (a round where every request failed runs again);
+        with a round-wide score filter every item does."""
+        if self.all_failed or position not in self.outcome:
+            return False
+        return self.closed or (position not in self.held and not self.waits_for_round)
+
+    def judged(
+        self, position: int, record: Record, verdict: Verdict, counters: dict[str, dict[str, int]]
+    ) -> None:
+        """The run dedup's verdict on a surviving evolution: a duplicate's drop names what it duplicated."""
+        for label, counts in counters.items():
+            mine = self.dedup_stats.setdefault(label, {})
+            for key, value in counts.items():
+                mine[key] = mine.get(key, 0) + value
+        if verdict.kept:
+            return
+        record.near_duplicate = verdict.near_duplicate
+        reason = verdict.reason or "duplicate"
+        log.debug("evolve round %d: dropped %s by %s: %s", self.number, record.id, verdict.filter, reason)
+        drop = Dropped(
+            filter=verdict.filter or "dedup",
+            reason=reason,
+            stage="evolve",
+            round=self.number,
+            item=record.brief(),
+        )
+        self.drops.append((DROP_ORDER["dedup"], position, drop))
+        self.outcome[position] = None
 
     def _take(
         self, name: str, position: int, record: Record, response: TeacherResponse, parsed: Any
@@ -429,9 +491,12 @@ class EvolutionRound:
             kept = {r.id for r in self._batch_filter([self.scored[p] for p in order])}
             self.outcome.update((p, self.scored[p] if self.scored[p].id in kept else None) for p in order)
             self.scored = {}
+        self.closed = True
+
+    def finish(self) -> None:
+        """The round's kept evolutions and drops, in pool order, once the run's dedup decided them all."""
         self.kept = [r for _, r in sorted(self.outcome.items()) if r is not None]
         self.dropped = [d for _, _, d in sorted(self.drops, key=lambda t: (t[0], t[1]))]
-        self.closed = True
 
     def _task(self, name: str) -> Task[Any, Any]:
         if name == "judge":

@@ -26,6 +26,9 @@ class SamplingParams(BaseModel):
     frequency_penalty: float = 0.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # >1 discourages repeating any token seen (vLLM's; sent to OpenAI-compatible servers only when set,
+    # as vLLM's server takes it and hosted APIs may not); None: the backend's default
+    repetition_penalty: float | None = Field(None, gt=0, le=2)
 
 
 class TeacherRequest(BaseModel):
@@ -62,7 +65,9 @@ class TeacherRequest(BaseModel):
         requests share a key by running one field into the next; the prompt is hashed as it is (no
         JSON escaping of a few KB of text per request: that was most of the cost).
         """
-        fields = [_KEY_FORMAT, backend, model, self.kind, self.params.model_dump_json()]
+        # a field added later goes in only when set, so the keys of requests made before stay the same
+        unset = {"repetition_penalty"} if self.params.repetition_penalty is None else set()
+        fields = [_KEY_FORMAT, backend, model, self.kind, self.params.model_dump_json(exclude=unset)]
         fields += ["-"] if self.prompt is None else ["+", self.prompt]
         fields += [str(len(self.messages)), *(part for message in self.messages for part in message)]
         blob = "".join(f"{len(f)}:{f}" for f in fields)

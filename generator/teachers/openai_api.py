@@ -203,6 +203,8 @@ class OpenAITeacher:
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed
+        if p.repetition_penalty is not None:  # vLLM's server takes it; only sent when asked for
+            body["repetition_penalty"] = p.repetition_penalty
         if request.kind == "chat":
             body["messages"] = request.chat_messages()
             return f"{self.base_url}/chat/completions", json.dumps(body).encode()

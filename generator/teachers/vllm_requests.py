@@ -42,7 +42,9 @@ def request_payload(request: TeacherRequest) -> dict[str, Any]:
 
 def sampling_kwargs(params: SamplingParams, max_tokens: int) -> dict[str, Any]:
     """Our SamplingParams as keyword arguments for `vllm.SamplingParams` (kept pure for unit tests)."""
+    extra = {} if params.repetition_penalty is None else {"repetition_penalty": params.repetition_penalty}
     return {
+        **extra,
         "n": 1,
         "temperature": params.temperature,
         "top_p": params.top_p,

@@ -6,7 +6,9 @@ on the code before the stage-runner redesign (issue 12) and must never move unle
 change; then re-record them with `python -m tests.unit.test_dataset_digests` and say why in the commit.
 Issue 13 made the bootstrap sample round N from the pool after round N-4 (`--rounds-in-flight 4`), which
 changed the bootstrap scenarios' data: those were re-recorded then, and the `one-round-in-flight`
-scenarios keep the digests of before (the same runs with `--rounds-in-flight 1`).
+scenarios keep the digests of before (the same runs with `--rounds-in-flight 1`). Issue 28 moved four:
+every evolution now passes the run's instruction filters and dedup (the three evolution scenarios),
+and rounds are planned from the measured yield (one scenario's last round, so its drops).
 
 Beside the dataset, the drop decisions (which item each filter dropped, and why) are pinned too, read
 from every `*dropped.jsonl` of the folder, so a change in what the filters decide shows even when the
@@ -63,12 +65,15 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 DIGESTS: dict[str, tuple[str, str]] = {
     "self-instruct": ("5f7d14bf4aa023f1", "3314e430fb9a9d9e"),  # issue 13: 4 rounds in flight
     "self-instruct-one-round-in-flight": ("bd7be3b65c52f5ec", "7e2fd9a603924f2b"),
-    "self-instruct-two-dedups-one-round-in-flight": ("aa148dacc6e2e120", "8150b88dd47717c3"),
+    # issue 28: the round plan from the measured yield sends more proposals in the last round; the same
+    # dataset, more drops
+    "self-instruct-two-dedups-one-round-in-flight": ("aa148dacc6e2e120", "c3960ffe54d7271a"),
     "alpaca": ("3e3c4458ee109c14", "4f53cda18c2baa0c"),
     "self-instruct-two-dedups": ("397a35c8bb6f54a7", "2f765e8a24d0f352"),  # issue 13: 4 rounds in flight
-    "self-instruct+evolve": ("6187b8a034ba9a6a", "515400d414a223ec"),
-    "alpaca+evolve-code-scored": ("6a14fb448ade1e6e", "f7eb8bbe1ef5ee68"),
-    "evolve-input": ("1f08d04532541e71", "dbd4b353858afff0"),
+    # issue 28: evolutions pass the run's instruction filters and dedup (the bootstrap's part is unchanged)
+    "self-instruct+evolve": ("15e9c7eb9f700935", "95846f4bfd1b5267"),
+    "alpaca+evolve-code-scored": ("060930af1ff38187", "48e8a2b9737e5dce"),  # issue 28: as above
+    "evolve-input": ("1c757f738b39abbf", "a439a72f4b91f3e2"),  # issue 28: as above
 }
 
 

@@ -38,7 +38,14 @@ def script(request: TeacherRequest) -> str:
         original = text.split("#Original Prompt#:")[-1].rsplit("#", 2)[0].strip()
         if original.startswith("stubborn"):
             return original  # -> evol_unchanged, every round
-        return f"#Rewritten Prompt#: {original} Give one reason (seed {request.params.seed})."
+        if original.startswith("stock"):  # a teacher that answers rewrites with one stock paragraph
+            return "#Rewritten Prompt#: Describe the importance of teamwork in a modern workplace setting."
+        if original.startswith("eager"):
+            return "#Rewritten Prompt#: Sure! Here is a more complex version of your request for you."
+        # the item's text, then new words (more each round): harder means longer, and no two alike
+        base, _, suffix = original.partition(" || ")
+        words = " ".join(f"w{request.params.seed}n{i}" for i in range(6 + len(suffix.split()) * 3 // 2))
+        return f"#Rewritten Prompt#: {base} || {words}"
     if text.endswith("Verdict:"):
         return "Equal" if "plain:" in text.split("Second prompt:")[-1] else "Not Equal"
     if text.endswith("(1-6):"):
@@ -146,6 +153,44 @@ def test_rounds_lineage_eliminator_and_dataset(ray_session, dataset: Path, tmp_p
     assert stats["stages"]["judge"]["requests"] == 12
     assert stats["stages"]["answer"]["requests"] == 9
     assert stats["stages"]["score_quality"]["requests"] == 6
+
+
+def test_the_runs_dedup_and_instruction_filters_judge_every_evolution(ray_session, tmp_path: Path):
+    """Two items whose rewrites are the same stock paragraph: the first is kept, the second is dropped
+    by the run's dedup naming the first, and its parent stays in the pool; an "instruction" that
+    reads as an answer is dropped by the run's instruction checks; an evolution that copies another
+    kept instruction is dropped too."""
+    rows = [
+        {"instruction": "stock: list three fruits.", "input": "", "output": "Apple, pear, plum."},
+        {"instruction": "stock: name two rivers.", "input": "", "output": "Nile, Amazon."},
+        {"instruction": "eager: name a bird.", "input": "", "output": "Robin."},
+        {
+            "instruction": "Describe the importance of teamwork in a modern workplace setting.",
+            "input": "",
+            "output": "It matters.",
+        },
+    ]
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps(rows))
+    out = tmp_path / "run"
+    run(evolve_config(data, out, evolve_rounds=1), teacher=make_teacher)
+    dropped = read_jsonl(out / "evolve_dropped.jsonl")
+    by_id = {d["item"]["id"]: d for d in dropped}
+    # the stock paragraph is already in the dataset (row 4): both rewrites duplicate it
+    for item in ("e1-seed:alpaca_0", "e1-seed:alpaca_1"):
+        assert by_id[item]["filter"] == "evolve:rouge_l" and by_id[item]["reason"] == "rouge_l>0.7"
+        assert by_id[item]["item"]["near_duplicate"]["id"] == "seed:alpaca_3"
+        assert by_id[item]["item"]["near_duplicate"]["score"] == 1.0
+    assert by_id["e1-seed:alpaca_2"]["filter"] == "evolve:query_is_answer"
+    state = json.loads((out / "state.json").read_text())["evolve"]
+    assert state["pool"][:3] == ["seed:alpaca_0", "seed:alpaca_1", "seed:alpaca_2"]  # parents stay
+    instructions = [r["instruction"] for r in json.loads((out / "alpaca.json").read_text())]
+    assert len(instructions) == len(set(instructions))
+    stats = json.loads((out / "stats.json").read_text())
+    # the teamwork row's own rewrite adds 6 words to its 10: a near-duplicate of its parent (F 0.77)
+    assert by_id["e1-seed:alpaca_3"]["item"]["near_duplicate"]["id"] == "seed:alpaca_3"
+    assert stats["filters"]["evolve:rouge_l"]["dropped_rouge_l>0.7"] == 3
+    assert stats["filters"]["evolve:query_is_answer"]["dropped_answer"] == 1
 
 
 def test_resume_keeps_lineage_and_matches_an_uninterrupted_run(ray_session, dataset: Path, tmp_path: Path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from filters.base import build_filters
 from filters.instances import apply_instance_filters
 from generator.records import Instance, Record
@@ -118,3 +120,19 @@ def test_drops_are_reported_in_instance_order_and_a_rule_judges_a_whole_record_t
     (duplicate,) = build_filters([{"name": "instance_duplicate"}])
     assert duplicate.apply(task(("a", "1"), ("b", "2"), ("a", "1"))) == (False, "duplicate_instance")
     assert duplicate.apply(task(("a", "1"), ("b", "2"))) == (True, None)  # no state left behind
+
+
+def test_repetition_drops_a_looping_output_only() -> None:
+    from filters.instances import RepetitionFilter
+
+    looping = "The answer is simple. " + "I hope this helps you today. " * 12
+    fine = " ".join(f"word{i}" for i in range(60))
+    short = "yes yes yes yes yes"
+    f = RepetitionFilter()
+    assert f.check_instances([Instance(output=looping), Instance(output=fine), Instance(output=short)]) == [
+        "degenerate_repetition",
+        None,
+        None,
+    ]
+    with pytest.raises(ValueError):
+        RepetitionFilter(min_unique=0)

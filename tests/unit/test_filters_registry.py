@@ -30,6 +30,7 @@ NAMES = {
     "instance_empty_output",
     "instance_input_equals_output",
     "instance_truncated",
+    "instance_repetition",
     "instance_duplicate",
     "instance_conflicting_outputs",
     "max_instances",
