@@ -310,9 +310,12 @@ def test_reading_a_finished_job_never_builds_its_filters_again(
     moved = evals.with_suffix(".moved")
     shutil.move(evals, moved)  # the operator moved the file, and no longer offers it
     try:
-        with ServiceProcess(
-            service_args(teacher, data_dir), keys=[A], log=data_dir.parent / "serve2.log"
-        ) as svc, httpx.Client(base_url=svc.url, timeout=60) as again:
+        with (
+            ServiceProcess(
+                service_args(teacher, data_dir), keys=[A], log=data_dir.parent / "serve2.log"
+            ) as svc,
+            httpx.Client(base_url=svc.url, timeout=60) as again,
+        ):
             assert again.get(f"/v1/jobs/{job_id}/items", headers=h(A)).status_code == 200
             assert again.get(f"/v1/jobs/{job_id}/dataset", headers=h(A)).status_code == 200
             assert again.get(f"/v1/jobs/{job_id}", headers=h(A)).status_code == 200
