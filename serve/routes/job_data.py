@@ -1,6 +1,7 @@
-"""What a job has made, by route: its rows as a stream, its dataset, its drops and its report.
+"""What a job has made: its rows as a stream, its dataset, its drops and its report.
 
-Every route here reads a job's run folder through the executor (serve/executor.py) and the store; a
+Every route here reads a job's run folder (its files by the run folder's own names) through the
+executor (serve/executor.py) and the store; a
 finished job's rows are read without building its filters again (`RunConfig.stored`), so a file
 that moved since it ran cannot turn a read into a 500.
 """
@@ -10,8 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -20,37 +20,16 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from generator.run_folder import STATS
-from serve.auth import ApiKeys
-from serve.bodies import ErrorBody
-from serve.executor import JobExecutor
-from serve.jobs import JobStore
+from generator.run_folder import ALPACA, STATS
+from generator.stages.bootstrap import DROPPED
+from generator.stages.evolution import EVOLVE_DROPPED
 from serve.requests import BadRequest
+from serve.routes import Services, errors
 
 NDJSON = "application/x-ndjson"
-ALPACA = "alpaca.json"
 PARTIAL_HEADER = "X-Dataset-Partial"  # "true" on the rows of a job that did not succeed
 EVENT_ID = re.compile(r"[0-9]{1,12}")  # Last-Event-ID: ASCII digits only, and a bounded number of them
 ENDED = ("succeeded", "failed", "cancelled", "interrupted")
-WHAT = {
-    400: "a malformed header (Last-Event-ID)",
-    401: "no API key, or an unknown one",
-    404: "no such job (or another key's job)",
-    409: "the job has not finished",
-    503: "the server cannot render reports",
-}
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody, "description": WHAT[code]} for code in codes}
-
-
-@dataclass
-class Services:
-    executor: JobExecutor
-    store: JobStore
-    auth: ApiKeys
-    owned: Callable[[str, str], Any]  # (job id, owner) -> the job's row, or a 404
 
 
 def last_event(value: str | None) -> int:
@@ -62,7 +41,7 @@ def last_event(value: str | None) -> int:
     return int(value.strip())
 
 
-def jobs_router(s: Services) -> APIRouter:
+def job_data_router(s: Services) -> APIRouter:
     router = APIRouter(tags=["jobs"])
     report_lock = threading.Lock()
     reports: dict[str, tuple[int, str]] = {}  # job id -> (stats.json's mtime when rendered, the page)
@@ -157,7 +136,7 @@ def jobs_router(s: Services) -> APIRouter:
         """Every item the job's filters dropped, with the filter, the reason and the stage."""
         s.owned(job_id, owner)
         run_dir = s.executor.folder(job_id) / "run"
-        files = [run_dir / "dropped.jsonl", run_dir / "evolve_dropped.jsonl"]
+        files = [run_dir / DROPPED, run_dir / EVOLVE_DROPPED]
 
         def lines() -> Any:
             for path in files:
@@ -185,6 +164,7 @@ def jobs_router(s: Services) -> APIRouter:
         far, rendered afresh on every request, so a running job's page grows with it. Files are named,
         never shown by their paths on the server."""
         from generator.report import ReportExtraMissing, render_run
+        from generator.report.render import HTML
 
         row = s.owned(job_id, owner)
         run_dir = s.executor.folder(job_id) / "run"
@@ -198,7 +178,7 @@ def jobs_router(s: Services) -> APIRouter:
                 if reports.get(job_id, (None, ""))[0] != version:
                     render_run(run_dir, public=True)
                     reports.pop(job_id, None)
-                    reports[job_id] = (version, (run_dir / "report.html").read_text("utf-8"))
+                    reports[job_id] = (version, (run_dir / HTML).read_text("utf-8"))
                     while len(reports) > 16:  # the pages last asked for (a page is hundreds of KB)
                         reports.pop(next(iter(reports)))
                 page = reports[job_id][1]
