@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
 
 import ray
 
@@ -45,23 +43,10 @@ def init_ray(address: str | None, modules: Sequence[ModuleType] = ()) -> None:
 
     `modules`: packages a cluster's workers need besides `generator` and `filters` (the service's)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file for a local, single-user cluster
-    handlers = _signal_handlers()
-    try:
-        if address:
-            _join(address, modules)
-        else:
-            _start_private()
-    finally:
-        # ray.init puts its own SIGTERM handler (exit at once) in place of the CLI's (stop after the
-        # round in flight commits, as the docs promise); the caller's is the one that holds.
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-
-
-def _signal_handlers() -> dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}  # ray.init sets no handler outside the main thread either
-    return {s: h for s in (signal.SIGTERM, signal.SIGINT) if (h := signal.getsignal(s)) is not None}
+    if address:
+        _join(address, modules)
+    else:
+        _start_private()
 
 
 def _start_private() -> None:
@@ -88,8 +73,8 @@ def _start_private() -> None:
             get_ray_address_file(None),
         )
     global _watch
-    with tagged_start() as watch:  # its processes are killed once this process is gone (ray_watch.py)
-        ray.init(
+    with tagged_start(os.path.dirname(ray.__file__)) as watch:  # see ray_watch.py
+        context = ray.init(
             address="local",  # never RAY_ADDRESS or the address file: see the module's docstring
             num_cpus=os.cpu_count() or 2,
             include_dashboard=False,
@@ -97,6 +82,8 @@ def _start_private() -> None:
             log_to_driver=False,
             configure_logging=False,
         )
+    if watch is not None:
+        watch.tell(context.address_info["session_dir"])  # type: ignore[attr-defined]  # a RayContext
     _watch = watch
 
 
