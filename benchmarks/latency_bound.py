@@ -137,7 +137,7 @@ from generator.config import RunConfig
 from generator.run import run
 from generator.ray_runtime import ray_runtime
 t1 = time.perf_counter()
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 t2 = time.perf_counter()
 summary = run(RunConfig(seeds=sys.argv[1], out=sys.argv[2], target=5, teacher="openai", model="fake",
                         base_url=sys.argv[3], cache=False, seed=1))

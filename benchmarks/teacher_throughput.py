@@ -72,7 +72,7 @@ def do_part(part: str, args: argparse.Namespace) -> Any:
     # they unpickle (from this folder): they inherit this environment.
     here = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), here, os.environ.get("PYTHONPATH")]))
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, object_store_memory=256 * 1024**2,
+    ray.init(address="local", num_cpus=os.cpu_count() or 2, include_dashboard=False, object_store_memory=256 * 1024**2,
              log_to_driver=False, configure_logging=False)  # fmt: skip
     try:
         return part_in_process(args, model) if part == "b" else part_server(args, model)

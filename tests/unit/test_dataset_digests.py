@@ -116,7 +116,9 @@ if __name__ == "__main__":  # print the digests of this code, to record them
 
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in SCENARIOS if len(sys.argv) < 2 else sys.argv[1:]:
             print(f"    {scenario!r}: {run_scenario(scenario, Path(tmp) / scenario)!r},", flush=True)

@@ -33,7 +33,7 @@ b = threading.Thread(target=run, args=("b", False))
 a.start(); b.start(); a.join(); b.join()
 seen["after_both"] = ray.is_initialized()   # the last one out shut down the Ray they started
 
-ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)  # someone else's Ray
+ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)  # someone else's Ray
 with ray_runtime(None):
     pass
 seen["foreign_kept"] = ray.is_initialized()
