@@ -124,7 +124,8 @@ class JobExecutor:
             try:
                 config = RunConfig.model_validate_json(row["config"])
             except ValueError as exc:  # made by another version whose settings this one lacks
-                self.store.set_state(job_id, "failed", f"cannot resume: {exc}")
+                log.warning("job %s cannot resume: %s", job_id, exc)
+                self.store.set_state(job_id, "failed", scrub(f"cannot resume: {exc}"))
                 continue
             log.info("job %s was %s when the server stopped: queued again to resume", job_id, was)
             self.store.set_state(job_id, "queued")
