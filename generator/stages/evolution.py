@@ -239,7 +239,6 @@ class EvolutionRun:
         rnd.stats.counts["evolved"] += len(self.pool_ids)
         rnd.stats.counts["evolve_kept"] += len(rnd.kept)
         rnd.stats.add_filter_stats(take_stats(rnd.filters))
-        rnd.stats.add_filter_stats(rnd.dedup_stats)
         state = EvolveState(
             round=rnd.number, pool=self.pool_ids, rounds=list(self.table), started_from=self.started_from
         )
@@ -337,7 +336,6 @@ class EvolutionRound:
         self.answered = 0  # evolve requests that got a response (none at all: the round failed)
         self.kept: list[Record] = []
         self.dropped: list[Dropped] = []
-        self.dedup_stats: dict[str, dict[str, int]] = {}  # the run dedup's counters for this round
         self.closed = size == 0
         self.last_error: str | None = None
         self._position: dict[str, int] = {}  # record id -> pool position, for drops reported by filters
@@ -403,11 +401,9 @@ class EvolutionRound:
     def judged(
         self, position: int, record: Record, verdict: Verdict, counters: dict[str, dict[str, int]]
     ) -> None:
-        """The run dedup's verdict on a surviving evolution: a duplicate's drop names what it duplicated."""
-        for label, counts in counters.items():
-            mine = self.dedup_stats.setdefault(label, {})
-            for key, value in counts.items():
-                mine[key] = mine.get(key, 0) + value
+        """The run dedup's verdict on a surviving evolution, and its counters (this round's: it commits
+        them): a duplicate's drop names what it duplicated."""
+        self.stats.add_filter_stats(counters)
         if verdict.kept:
             return
         record.near_duplicate = verdict.near_duplicate
