@@ -116,9 +116,8 @@ class DecontaminateFilter(Filter):
     """
 
     name = "decontaminate"
-    resources: ClassVar[Mapping[str, ResourceKind]] = {
-        "eval_file": "eval_sets"
-    }  # a request body names one of the server's eval sets
+    # a request body names one of the server's eval sets
+    resources: ClassVar[Mapping[str, ResourceKind]] = {"eval_file": "eval_sets"}
 
     def __init__(
         self,

@@ -90,9 +90,8 @@ class SemanticFilter(Dedup):
 
     name = "semantic"
     metric = "cosine"
-    resources: ClassVar[Mapping[str, ResourceKind]] = {
-        "model": "embedding_models"
-    }  # a request body names one of the server's models
+    # a request body names one of the server's models
+    resources: ClassVar[Mapping[str, ResourceKind]] = {"model": "embedding_models"}
 
     def __init__(
         self,

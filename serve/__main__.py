@@ -142,6 +142,26 @@ SERVER_FLAGS = {
 }
 
 
+def offered(args: argparse.Namespace, references: Path | None) -> ServerResources:
+    """What a body may name (`--eval-set`, `--embedding-model`, `--corpus`; `--references` under its
+    folder's name), read once here: a bad file stops the server before it starts."""
+
+    def paths(values: list[str] | None, flag: str) -> dict[str, Path]:
+        return {name: Path(target).resolve() for name, target in parse_named(values, flag).items()}
+
+    resources = ServerResources(
+        eval_sets=paths(args.eval_sets, "--eval-set"),
+        corpora=paths(args.corpora, "--corpus"),
+    )
+    models = paths(args.embedding_models, "--embedding-model")
+    resources.embedding_models.update({name: str(path) for name, path in models.items()})
+    if references is not None:
+        folder = Path(references).resolve()
+        resources.corpora.setdefault(folder.name, folder)
+    resources.check()
+    return resources
+
+
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     """Server settings from the flags; the run config part is checked the way generator.run checks it."""
     flags = vars(args)
@@ -155,21 +175,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         for k in SERVER_FLAGS - {"keys_file", "config", "verbose", "data_dir", *named}
         if flags.get(k) is not None
     }
-    resources = ServerResources()
-    resources.eval_sets = {k: Path(v).resolve() for k, v in parse_named(args.eval_sets, "--eval-set").items()}
-    resources.embedding_models.update(
-        {
-            k: str(Path(v).resolve())
-            for k, v in parse_named(args.embedding_models, "--embedding-model").items()
-        }
-    )
-    resources.corpora = {k: Path(v).resolve() for k, v in parse_named(args.corpora, "--corpus").items()}
-    if config.references is not None:  # the default corpus is offered under its folder's name
-        resources.corpora.setdefault(
-            Path(config.references).resolve().name, Path(config.references).resolve()
-        )
-    resources.check()
-    data["resources"] = resources
+    data["resources"] = offered(args, config.references)
     if args.data_dir is not None:
         data["data_dir"] = Path(args.data_dir).resolve()
     data["seeds_dir"] = seeds_dir

@@ -66,12 +66,7 @@ def create_app(settings: ServerSettings, teacher: TeacherFactory | None = None) 
         concurrency=settings.concurrency,
         max_queued=settings.max_queued,
         teacher=teacher,
-        ceilings={
-            "max_rounds": settings.max_job_rounds,
-            "max_requests": settings.max_job_requests,
-            "max_seconds": settings.max_job_seconds,
-            "max_idle_rounds": settings.max_idle_rounds,
-        },
+        ceilings=settings.ceilings(),
     )
     auth = ApiKeys(settings.api_keys, settings.auth)
 

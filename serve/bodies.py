@@ -42,7 +42,7 @@ SEED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a resource's, a filter's or a label's name
 CLIENT_FIELDS = [name for name in RunConfig.model_fields if name not in SERVER_FIELDS | {"seeds"}]
 
-# The size of what a body may hold, field by field (docs/serve.md lists them): validation stays cheap.
+# The size of what a body may hold, field by field (docs/serve-security.md lists them): validation stays cheap.
 LIMITS: dict[str, int] = {
     "filters_per_list": 32,  # specs in instruction_filters, dedup, instance_filters, evolve_filters
     "params_per_filter": 16,

@@ -13,24 +13,29 @@ its requests are counted from its stats.json, so those include what it asked bef
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from generator.stages.base import Progress
 
 
+@dataclass(frozen=True)
+class Ceilings:
+    """The server's bounds (serve/settings.py: `--max-job-rounds` ...), the same for every job."""
+
+    max_rounds: int
+    max_requests: int
+    max_seconds: float
+    max_idle_rounds: int
+
+
 class JobCeilings:
-    def __init__(
-        self,
-        stop: threading.Event,
-        *,
-        max_rounds: int,
-        max_requests: int,
-        max_seconds: float,
-        max_idle_rounds: int,
-    ) -> None:
+    """One job's counts against the server's `Ceilings`."""
+
+    def __init__(self, stop: threading.Event, limits: Ceilings) -> None:
         self.stop = stop
-        self.max_rounds, self.max_requests = max_rounds, max_requests
-        self.max_seconds, self.max_idle_rounds = max_seconds, max_idle_rounds
+        self.max_rounds, self.max_requests = limits.max_rounds, limits.max_requests
+        self.max_seconds, self.max_idle_rounds = limits.max_seconds, limits.max_idle_rounds
         self.rounds = 0
         self.idle_rounds = 0
         self.reason: str | None = None

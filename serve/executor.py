@@ -37,7 +37,7 @@ from generator.stages.evolve_checks import ANSWER_CHECK, PREFIX
 from generator.worker_pool import Workers, start_workers, teacher_settings
 from generator.workers import TeacherFactory
 from serve.bodies import JobProgress, JobState
-from serve.ceilings import JobCeilings
+from serve.ceilings import Ceilings, JobCeilings
 from serve.jobs import JobStore
 from serve.metrics import Metrics
 from serve.public import public_error, scrub
@@ -78,16 +78,10 @@ class JobExecutor:
         concurrency: int,
         max_queued: int,
         teacher: TeacherFactory | None = None,
-        ceilings: dict[str, Any] | None = None,
+        ceilings: Ceilings,
     ) -> None:
         self.store, self.jobs_dir, self.metrics = store, jobs_dir, metrics
-        # JobCeilings' keyword arguments: the server's bounds on every job (serve/ceilings.py)
-        self.ceilings = ceilings or {
-            "max_rounds": 2000,
-            "max_requests": 100_000,
-            "max_seconds": 86400.0,
-            "max_idle_rounds": 25,
-        }
+        self.ceilings = ceilings  # the server's bounds on every job
         self.base = teacher_settings(base)
         self.concurrency, self.max_queued = concurrency, max_queued
         self.pool: Workers = start_workers(self.base, teacher)
@@ -319,7 +313,7 @@ class JobExecutor:
         rows = self.rows(job.id)  # reopened when the job was queued
         seen = self.metrics.job_started(self.live_stats(job.id))
         names = filter_names(job.config)
-        ceilings = JobCeilings(job.stop, **self.ceilings)
+        ceilings = JobCeilings(job.stop, self.ceilings)
         log.info("job %s running (%d rows already committed)", job.id, len(rows))
 
         def on_progress(p: Progress) -> None:

@@ -18,14 +18,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from filters.base import known_filter, params_model
+from filters.base import params_model
 from generator.config import ConfigError, RunConfig
 from generator.domains import check_domain_seeds, domain_for
 from generator.magpie import is_magpie, magpie_template
 from generator.records import SeedTask
 from generator.seeds import SeedFileError, load_seeds
 from serve.bodies import SEED_NAME, ErrorBody, JobRequest
-from serve.resources import FILTER_FIELDS, ResourceError
+from serve.resources import ResourceError, body_filters
 from serve.settings import SERVER_FIELDS, ServerSettings
 
 
@@ -96,22 +96,13 @@ def _seed_file_problem(path: Path, mtime_ns: int, size: int) -> str | None:
 
 def _check_filter_params(fields: dict[str, Any]) -> None:
     """Each filter spec's parameters against the filter's own types, strictly (no "5" for an int)."""
-    for field, is_list in FILTER_FIELDS.items():
-        if fields.get(field) is None:
-            continue
-        specs = fields[field] if is_list else [fields[field]]
-        for i, spec in enumerate(specs):
-            where = f"{field}.{i}" if is_list else field
-            try:
-                model = params_model(known_filter(spec["name"]))
-            except ValueError as exc:
-                raise _bad(f"{where}.name", str(exc)) from None
-            try:
-                model.model_validate(spec.get("params") or {})
-            except ValidationError as exc:
-                e = exc.errors()[0]
-                at = ".".join(str(p) for p in (where, "params", *e["loc"]))
-                raise _bad(at, str(e["msg"])) from None
+    for where, spec, cls in body_filters(fields):
+        try:
+            params_model(cls).model_validate(spec.get("params") or {})
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            at = ".".join(str(p) for p in (where, "params", *e["loc"]))
+            raise _bad(at, str(e["msg"])) from None
 
 
 def _check_inline(tasks: list[SeedTask]) -> None:
@@ -131,9 +122,9 @@ def build_config(
     if body.seeds is not None and body.seed_tasks is not None:
         raise _bad("seeds", "give `seeds` (a file name) or `seed_tasks` (inline), not both")
     fields = body.run_fields()
-    _check_filter_params(fields)
     try:
-        fields = settings.resources.resolve_filters(fields)
+        _check_filter_params(fields)
+        settings.resources.resolve_filters(fields)
         if "references" in fields:
             fields["references"] = settings.resources.path_for(
                 "references", fields["references"], "references"

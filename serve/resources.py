@@ -3,8 +3,8 @@
 A filter parameter that names a file, a folder or a model (a filter declares them in its `resources`,
 filters/base.py) and the `references` field are paths on the server. A request body never gives a
 path: it gives the name of something the server's operator offered (`--eval-set NAME=FILE`,
-`--embedding-model NAME=PATH`, `--corpus NAME=DIR`, or the `resources:` of the server's YAML file),
-and the server puts its own path in its place. GET /v1/resources lists the names, never the paths.
+`--embedding-model NAME=PATH`, `--corpus NAME=DIR`, or `--references DIR` under its folder's name), and
+the server puts its own path in its place. GET /v1/resources lists the names, never the paths.
 
 Everything offered is checked once when the server starts (an eval set is read, so a bad file names
 its file and line there), never in a request thread.
@@ -12,24 +12,19 @@ its file and line there), never in a request thread.
 
 from __future__ import annotations
 
-import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from filters.base import FilterSpec, ResourceKind, known_filter
+from filters.base import Filter, ResourceKind, known_filter
 from filters.decontaminate import EvalSet
 from filters.semantic import DEFAULT_MODEL
+from generator.config import FILTER_KINDS
 
 # RunConfig fields that hold filter specs, and whether the field is one spec or a list of them
-FILTER_FIELDS = {
-    "instruction_filters": True,
-    "dedup": True,
-    "instance_filters": True,
-    "evolve_filters": True,
-    "score_filter": False,
-}
+FILTER_FIELDS = {**{field: True for field in FILTER_KINDS}, "score_filter": False}
 
 
 class ResourceError(ValueError):
@@ -38,6 +33,21 @@ class ResourceError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def body_filters(fields: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], type[Filter]]]:
+    """Every filter spec of a body's run fields (plain data) with where it sits (`dedup.0`) and its
+    registered class; an unknown filter is a ResourceError naming the spec's `name`."""
+    for field, is_list in FILTER_FIELDS.items():
+        if fields.get(field) is None:
+            continue
+        specs = fields[field] if is_list else [fields[field]]
+        for i, spec in enumerate(specs):
+            where = f"{field}.{i}" if is_list else field
+            try:
+                yield where, spec, known_filter(spec["name"])
+            except ValueError as exc:
+                raise ResourceError(f"{where}.name", str(exc)) from None
 
 
 class ServerResources(BaseModel):
@@ -71,7 +81,7 @@ class ServerResources(BaseModel):
     def check(self) -> None:
         """Read everything offered once, at start-up: a missing or malformed file stops the server."""
         for name, path in self.eval_sets.items():
-            if not path.is_file() or not stat.S_ISREG(path.stat().st_mode):
+            if not path.is_file():  # a regular file: not a FIFO, a device or a folder
                 raise ValueError(f"eval set {name!r}: {path} is not a regular file")
             EvalSet.from_file(path, 8)  # InputError (a ValueError) names the file and line
         for name, folder in self.corpora.items():
@@ -93,37 +103,23 @@ class ServerResources(BaseModel):
             )  # fmt: skip
         return str(offered[name])
 
-    def resolve_filters(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The body's filter specs with every resource parameter's name replaced by the server's path.
+    def resolve_filters(self, fields: dict[str, Any]) -> None:
+        """Replace, in the body's run fields (a fresh dump of the body), every resource parameter's name
+        with the server's path.
 
         The filter registry says which parameters those are, so a filter added later is covered as
         soon as it declares them (and `register` refuses one that does not)."""
-        out = dict(fields)
-        for field, is_list in FILTER_FIELDS.items():
-            if fields.get(field) is None:
-                continue
-            specs = fields[field] if is_list else [fields[field]]
-            resolved = []
-            for i, raw in enumerate(specs):
-                spec = FilterSpec.model_validate(raw)
-                where = f"{field}.{i}" if is_list else field
-                try:
-                    cls = known_filter(spec.name)
-                except ValueError as exc:
-                    raise ResourceError(f"{where}.name", str(exc)) from None
-                params = dict(spec.params)
-                for param, kind in cls.resources.items():
-                    if param not in params:
-                        continue
-                    value = params[param]
-                    at = f"{where}.params.{param}"
-                    if isinstance(value, list):
-                        params[param] = [self.path_for(kind, v, f"{at}.{j}") for j, v in enumerate(value)]
-                    else:
-                        params[param] = self.path_for(kind, value, at)
-                resolved.append({**raw, "params": params})
-            out[field] = resolved if is_list else resolved[0]
-        return out
+        for where, spec, cls in body_filters(fields):
+            params = spec.get("params") or {}
+            for param, kind in cls.resources.items():
+                if param not in params:
+                    continue
+                at = f"{where}.params.{param}"
+                value = params[param]
+                if isinstance(value, list):
+                    params[param] = [self.path_for(kind, v, f"{at}.{j}") for j, v in enumerate(value)]
+                else:
+                    params[param] = self.path_for(kind, value, at)
 
 
 def parse_named(values: list[str] | None, flag: str) -> dict[str, str]:

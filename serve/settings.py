@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from generator.config import RunConfig, default_cache_dir
+from serve.ceilings import Ceilings
 from serve.resources import ServerResources
 
 PROJECT_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -111,6 +112,14 @@ class ServerSettings(BaseModel):
     def base_config(self) -> RunConfig:
         """The server's run config (its teacher and the defaults of request fields), for the default seeds."""
         return RunConfig.model_validate({"seeds": self.seeds_dir / self.default_seeds, **self.run})
+
+    def ceilings(self) -> Ceilings:
+        return Ceilings(
+            max_rounds=self.max_job_rounds,
+            max_requests=self.max_job_requests,
+            max_seconds=self.max_job_seconds,
+            max_idle_rounds=self.max_idle_rounds,
+        )
 
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
